@@ -1,0 +1,42 @@
+"""cbagpu: GPU-accelerated stochastic 3D model of the nanoporous binder-conductive additive
+phase of battery cathodes (Gräfensteiner et al.).
+
+Public API (arrays in, arrays out)::
+
+    from cbagpu import CBAParams, preset, generate
+    labels = generate(preset("paper"), (200, 200, 200), voxel_size=20, seed=1)
+"""
+
+from cbagpu._version import __version__
+from cbagpu.backend import BackendUnavailableError, get_backend, gpu_available
+from cbagpu.memory import InsufficientMemoryError
+from cbagpu.params import PRESETS, CBAParams, VoxelParams, preset
+from cbagpu.simulate import (
+    Components,
+    Realization,
+    gaussian_field,
+    generate,
+    generate_components,
+    realize,
+)
+from cbagpu.theory import ModelTheory, model_theory
+
+__all__ = [
+    "PRESETS",
+    "BackendUnavailableError",
+    "CBAParams",
+    "Components",
+    "InsufficientMemoryError",
+    "ModelTheory",
+    "Realization",
+    "VoxelParams",
+    "__version__",
+    "gaussian_field",
+    "generate",
+    "generate_components",
+    "get_backend",
+    "gpu_available",
+    "model_theory",
+    "preset",
+    "realize",
+]

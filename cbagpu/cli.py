@@ -1,0 +1,259 @@
+"""Command line: one thin command per job; each parses, calls one API function, prints.
+
+``cbagpu generate`` writes a realization, ``cbagpu theory`` prints the closed forms.
+Bad input exits with status 2 and a one-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any, NoReturn
+
+from cbagpu._version import __version__
+
+
+class UsageError(Exception):
+    """Bad input from the command line (exit status 2)."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, exit 2
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# ----------------------------------------------------------------------------- helpers
+def _add_params_args(p: argparse.ArgumentParser) -> None:
+    g = p.add_mutually_exclusive_group()
+    g.add_argument(
+        "--preset",
+        default=None,
+        help="parameter preset: 'paper' (Table 2, default) or 'table3-1'..'table3-7'",
+    )
+    g.add_argument(
+        "--params",
+        metavar="FILE.json",
+        default=None,
+        help="parameter file with the keys lambda_x, alpha1, alpha2, gamma, mu, "
+        "eta, theta, lambda_y (Table 2 units, nm based)",
+    )
+    p.add_argument(
+        "--voxel-size", type=float, required=True, metavar="NM", help="voxel edge length s in nm"
+    )
+
+
+def _load_params(args: argparse.Namespace):
+    from cbagpu.params import CBAParams, preset
+
+    if args.params is not None:
+        try:
+            return CBAParams.from_json(args.params)
+        except FileNotFoundError:
+            raise UsageError(f"parameter file not found: {args.params}") from None
+        except (OSError, ValueError, TypeError) as exc:
+            raise UsageError(f"bad parameter file {args.params}: {exc}") from None
+    return preset(args.preset or "paper")
+
+
+def _progress_printer(enabled: bool):
+    if not enabled:
+        return None
+    tty = sys.stderr.isatty()
+    start = time.perf_counter()
+
+    def show(stage: str, done: int, total: int) -> None:
+        msg = f"[{time.perf_counter() - start:7.1f} s] {stage} {done}/{total}"
+        if tty:
+            end = "\n" if (done == total and stage == "grains") else ""
+            print("\r" + msg.ljust(40), end=end, file=sys.stderr, flush=True)
+        else:
+            print(msg, file=sys.stderr, flush=True)
+
+    return show
+
+
+def _print_json(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, sort_keys=False))
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_theory(args: argparse.Namespace) -> int:
+    from cbagpu.theory import model_theory
+
+    params = _load_params(args)
+    th = model_theory(params, args.voxel_size)
+    d = th.as_dict()
+    if args.json:
+        _print_json({"voxel_size": args.voxel_size, "params": params.to_dict(), **d})
+        return 0
+    units = {
+        "S1": "nm^-1",
+        "K1": "nm^-2",
+        "N1": "nm^-3",
+        "S2": "nm^-1",
+        "S3": "nm^-1",
+        "S_V": "nm^-1",
+        "Vbar": "nm^3",
+        "Sbar": "nm^2",
+        "Kbar": "nm",
+    }
+    print(f"closed forms at voxel size {args.voxel_size:g} nm")
+    for k, v in d.items():
+        print(f"  {k:9s} {v: .6g} {units.get(k, '')}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from cbagpu.io import check_writable, write_image
+    from cbagpu.simulate.realization import realize
+    from cbagpu.theory import model_theory
+
+    params = _load_params(args)
+    check_writable(args.out, overwrite=True)
+    th = model_theory(params, args.voxel_size)
+    r = realize(
+        params,
+        tuple(args.shape),
+        args.voxel_size,
+        args.seed,
+        origin=tuple(args.origin),
+        backend=args.backend,
+        progress=_progress_printer(not args.quiet),
+    )
+    t = time.perf_counter()
+    path = write_image(args.out, r.labels, r.metadata())
+    r.timings["write"] = time.perf_counter() - t
+    lab = r.labels
+    n = lab.size
+    import numpy as np
+
+    counts = np.bincount(lab.ravel(), minlength=3)
+    fractions = {"pore": counts[0] / n, "cbd": counts[1] / n, "graphite": counts[2] / n}
+    theory = {"pore": th.pore, "cbd": th.cbd, "graphite": th.graphite}
+    seconds = r.timings["total"] + r.timings["write"]
+    if args.json:
+        _print_json(
+            {
+                "out": str(path),
+                "shape": list(lab.shape),
+                "origin": list(r.origin),
+                "voxel_size": r.voxel_size,
+                "seed": r.seed,
+                "params": params.to_dict(),
+                "fractions": {k: float(v) for k, v in fractions.items()},
+                "theory": theory,
+                "solid_fraction": {"measured": float(1 - fractions["pore"]), "theory": th.V},
+                "seconds": seconds,
+                "timings": r.timings,
+                "backend": r.backend,
+            }
+        )
+        return 0
+    z, y, x = lab.shape
+    print(
+        f"wrote {path}  ({z}x{y}x{x} voxels at {r.voxel_size:g} nm, seed {r.seed}, "
+        f"origin {tuple(r.origin)}, backend {r.backend})"
+    )
+    print(f"  {'phase':9s} {'measured':>9s} {'theory':>9s}")
+    for k in ("pore", "cbd", "graphite"):
+        print(f"  {k:9s} {fractions[k]:9.4f} {theory[k]:9.4f}")
+    print(f"  {'solid':9s} {1 - fractions['pore']:9.4f} {th.V:9.4f}")
+    tm = ", ".join(f"{k} {v:.2f} s" for k, v in r.timings.items() if k != "total")
+    print(f"  time {seconds:.2f} s ({tm})")
+    return 0
+
+
+def cmd_info(args: argparse.Namespace) -> int:
+    from cbagpu.backend import gpu_available
+    from cbagpu.backend.cupy_backend import cupy_unavailable_reason
+
+    info = {"version": __version__, "gpu": gpu_available(), "gpu_reason": cupy_unavailable_reason()}
+    if args.json:
+        _print_json(info)
+    else:
+        print(f"cbagpu {__version__}")
+        state = "available" if info["gpu"] else f"unavailable ({info['gpu_reason']})"
+        print(f"GPU backend: {state}")
+    return 0
+
+
+# -------------------------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="cbagpu", description=__doc__.splitlines()[0])
+    p.add_argument("--version", action="version", version=f"cbagpu {__version__}")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    g = sub.add_parser(
+        "generate",
+        help="write one realization (window) of the model",
+        description="Generate the window origin + [0, shape) of one realization "
+        "and write it with its metadata.",
+    )
+    _add_params_args(g)
+    g.add_argument("--shape", type=int, nargs=3, required=True, metavar=("Z", "Y", "X"))
+    g.add_argument("--seed", type=int, required=True)
+    g.add_argument(
+        "--origin",
+        type=int,
+        nargs=3,
+        default=(0, 0, 0),
+        metavar=("Z", "Y", "X"),
+        help="global voxel index of the window's first voxel (default 0 0 0)",
+    )
+    g.add_argument(
+        "--out", required=True, help="output file: .tif/.tiff (ImageJ), .npy, .raw (+ .json), .zarr"
+    )
+    g.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="auto")
+    g.add_argument("--json", action="store_true", help="print one JSON object")
+    g.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    g.set_defaults(func=cmd_generate)
+
+    t = sub.add_parser(
+        "theory",
+        help="print the closed-form values of the model",
+        description="Closed forms of NOTES §4 (Eqs. 10-25) in nm units.",
+    )
+    _add_params_args(t)
+    t.add_argument("--json", action="store_true")
+    t.set_defaults(func=cmd_theory)
+
+    i = sub.add_parser("info", help="version and backend availability")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_info)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from cbagpu.backend import BackendUnavailableError
+    from cbagpu.memory import InsufficientMemoryError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (
+        UsageError,
+        ValueError,
+        TypeError,
+        InsufficientMemoryError,
+        BackendUnavailableError,
+        FileExistsError,
+        PermissionError,
+        FileNotFoundError,
+        IsADirectoryError,
+        NotADirectoryError,
+        ImportError,
+    ) as exc:
+        msg = str(exc).replace("\n", " ")
+        print(f"cbagpu {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"cbagpu {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,816 @@
+"""Reading and writing 3D label images together with their metadata.
+
+Label images are ``numpy.uint8`` arrays with axis order ``(z, y, x)``
+(0 = pore, 1 = CBD, 2 = graphite) on a grid of cubic voxels with edge length
+``voxel_size`` in nm.  Every file written here carries a JSON-serialisable metadata
+dict (see :func:`image_metadata`).
+
+Supported formats (chosen by the path suffix, case-insensitive):
+
+``.tif`` / ``.tiff``
+    ImageJ hyperstack (axes ``ZYX``) written with :mod:`tifffile`.  The voxel size is
+    written as ImageJ calibration (``spacing``, ``unit`` and the X/Y resolution tags),
+    so Fiji shows calibrated lengths; the full metadata dict is stored as JSON in the
+    ImageJ ``Info`` property (*Image > Show Info* in Fiji).  ImageJ's display range is
+    set to the label range so the labels are visible.
+
+    Size limits: classic TIFF uses 32-bit offsets.  When the pixel data exceed
+    :data:`BIGTIFF_THRESHOLD` bytes (4 GiB less 32 MiB of headroom for the header), a
+    BigTIFF is written by default (``bigtiff=None``).  BigTIFF with an ImageJ
+    description is non-standard ("nonconformant BigTIFF ImageJ" in tifffile's words):
+    tifffile and Bio-Formats (Fiji's *Bio-Formats Importer*) read it, but ImageJ's
+    built-in TIFF opener may not.  ``bigtiff=False`` instead writes ImageJ's own layout
+    for stacks > 4 GB: a classic TIFF with a single IFD followed by all slices stored
+    contiguously; ImageJ, Bio-Formats and tifffile read the whole stack from its
+    ``images=`` description entry, generic TIFF readers (libtiff) see the first slice
+    only.  Both layouts round-trip through :func:`read_image`.  Only the dtypes ImageJ
+    supports (uint8, uint16, float32, ...) can be written as ``.tif``.
+
+``.npy``
+    :func:`numpy.save` data file plus a JSON sidecar ``<path>.json``
+    (``real.npy`` -> ``real.npy.json``) holding the metadata dict.
+
+``.raw``
+    Headerless C-order little-endian bytes plus a JSON sidecar ``<stem>.json``
+    (``real.raw`` -> ``real.json``).  The sidecar holds the layout at top level, so
+    any tool can read the bytes (``shape``, ``dtype``, ``byte_order`` = ``"little"``,
+    ``order`` = ``"C"``, ``axes`` = ``"zyx"``, plus ``voxel_size`` and ``units`` when
+    known), and the full metadata dict under the key ``"metadata"``.
+
+``.zarr``
+    Zarr directory store holding one array, chunked in blocks of up to
+    :data:`ZARR_CHUNK` voxels per axis, metadata in the array's ``.attrs``.  Needs the
+    optional dependency (``pip install cbagpu[zarr]``); works with zarr-python 2.x and
+    3.x.  The store is written in Zarr format :data:`ZARR_FORMAT` (v2), which both
+    zarr-python major versions (and most other Zarr readers) can open.
+
+Atomicity: data are always written to temporaries (hidden names starting with
+``.<name>.`` and ending in ``.cbagpu-tmp``) in the destination directory and then
+renamed into place, so nothing half-written ever appears under the final name (files
+are fsynced before the rename; the many chunk files of a Zarr store are not).
+Temporaries are removed on any error, ``KeyboardInterrupt`` included.  For the formats
+with a sidecar, the sidecar is renamed into place *first* and the data file
+*second*; a data file therefore never appears without its metadata.  If renaming the
+data file fails, the previous sidecar (if any) is restored.  While an existing pair is
+being replaced, there is a short window in which the new sidecar sits next to the old
+data file.  Replacing an existing ``.zarr`` store (a directory, which cannot be renamed
+over a non-empty directory) moves the old store aside, renames the new one into place
+and then deletes the old one; if the second rename fails, the old store is moved back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import math
+import os
+import shutil
+import tempfile
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tifffile
+
+from cbagpu._version import __version__
+
+__all__ = [
+    "BIGTIFF_THRESHOLD",
+    "LABELS",
+    "SUPPORTED_SUFFIXES",
+    "ZARR_CHUNK",
+    "ZARR_FORMAT",
+    "check_writable",
+    "image_metadata",
+    "read_image",
+    "sidecar_path",
+    "write_image",
+]
+
+#: Path suffixes understood by :func:`write_image` and :func:`read_image`.
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".npy", ".raw", ".zarr")
+
+#: Label values of the phase images and their names (JSON object keys are strings).
+LABELS: dict[str, str] = {"0": "pore", "1": "cbd", "2": "graphite"}
+
+#: Pixel data larger than this (bytes) are written as BigTIFF by default.
+BIGTIFF_THRESHOLD: int = 2**32 - 2**25
+
+#: Maximum chunk edge (voxels) of ``.zarr`` stores.
+ZARR_CHUNK: int = 128
+
+#: Zarr format version of the stores written (readable by zarr-python 2.x and 3.x).
+ZARR_FORMAT: int = 2
+
+_TMP_SUFFIX = ".cbagpu-tmp"
+_SIDECAR_FORMATS = ("npy", "raw")
+_RAW_LAYOUT_KEYS = ("shape", "dtype", "byte_order", "order", "axes")
+_ZARR_HINT = "pip install cbagpu[zarr]"
+# Lengths in nm of the units ImageJ files commonly use.
+_UNIT_IN_NM = {
+    "nm": 1.0,
+    "nanometer": 1.0,
+    "um": 1e3,
+    "\u00b5m": 1e3,
+    "\u03bcm": 1e3,
+    "micron": 1e3,
+    "microns": 1e3,
+    "micrometer": 1e3,
+    "mm": 1e6,
+    "cm": 1e7,
+    "m": 1e9,
+}
+
+
+# --------------------------------------------------------------------------- metadata
+
+
+def image_metadata(
+    params: Mapping[str, Any],
+    seed: int,
+    voxel_size: float,
+    origin: Sequence[int],
+    backend: str,
+    **extra: Any,
+) -> dict[str, Any]:
+    """Build the standard metadata dict stored with every image.
+
+    Args:
+        params: Model parameters (must be JSON-serialisable; NumPy scalars and arrays
+            are converted when written).
+        seed: Random seed used to generate the image.
+        voxel_size: Voxel edge length in nm (> 0).
+        origin: Position ``(z, y, x)`` of voxel ``[0, 0, 0]`` in the global grid, in
+            voxel units (may be negative).
+        backend: Array backend that produced the image, ``"numpy"`` or ``"cupy"``.
+        **extra: Further JSON-serialisable items; they are added last and may
+            override the defaults ``version``, ``created``, ``labels``, ``axes`` and
+            ``units``.
+
+    Returns:
+        A new dict with keys ``params``, ``seed``, ``voxel_size``, ``origin``,
+        ``version``, ``backend``, ``created`` (UTC, ISO 8601), ``labels``, ``axes``
+        (``"zyx"``), ``units`` (``"nm"``) and the ``extra`` items.
+
+    Raises:
+        ValueError: For a non-positive/non-finite voxel size, an origin that is not
+            three integers, or an unknown backend.
+    """
+    vs = float(voxel_size)
+    if not math.isfinite(vs) or vs <= 0:
+        raise ValueError(f"voxel_size must be a positive finite number, got {voxel_size!r}")
+    origin_list = list(origin)
+    if len(origin_list) != 3 or not all(
+        isinstance(o, int | np.integer) and not isinstance(o, bool) for o in origin_list
+    ):
+        raise ValueError(f"origin must be three integers (z, y, x), got {origin!r}")
+    if backend not in ("numpy", "cupy"):
+        raise ValueError(f"backend must be 'numpy' or 'cupy', got {backend!r}")
+    metadata: dict[str, Any] = {
+        "params": dict(params),
+        "seed": int(seed),
+        "voxel_size": vs,
+        "origin": [int(o) for o in origin_list],
+        "version": __version__,
+        "backend": backend,
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "labels": dict(LABELS),
+        "axes": "zyx",
+        "units": "nm",
+    }
+    metadata.update(extra)
+    return metadata
+
+
+def _json_default(obj: Any) -> Any:
+    """Convert NumPy scalars/arrays and paths for :func:`json.dumps`."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
+
+
+def _dumps(obj: Any, *, indent: int | None = None) -> str:
+    """Serialise ``obj`` to 7-bit ASCII JSON (NumPy types converted)."""
+    separators = None if indent else (",", ":")
+    return json.dumps(obj, default=_json_default, indent=indent, separators=separators)
+
+
+def _normalise_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
+    """Return the JSON round-tripped copy of ``metadata`` (validates it up front)."""
+    if not isinstance(metadata, Mapping):
+        raise TypeError(f"metadata must be a dict, got {type(metadata).__name__}")
+    try:
+        return json.loads(_dumps(dict(metadata)))
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"metadata is not JSON-serialisable: {exc}") from exc
+
+
+# --------------------------------------------------------------------------- paths
+
+
+def _format(path: Path) -> str:
+    """Return the format name ('tif', 'npy', 'raw', 'zarr') for ``path``'s suffix."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise ValueError(
+            f"unsupported image file suffix {path.suffix!r} for {str(path)!r}; "
+            f"supported suffixes: {', '.join(SUPPORTED_SUFFIXES)}"
+        )
+    return "tif" if suffix == ".tiff" else suffix[1:]
+
+
+def sidecar_path(path: str | os.PathLike[str]) -> Path | None:
+    """Return the JSON sidecar path belonging to ``path``, or ``None`` if it has none.
+
+    ``x.npy`` -> ``x.npy.json``; ``x.raw`` -> ``x.json``; TIFF and Zarr have no sidecar.
+
+    Raises:
+        ValueError: If the suffix is not supported.
+    """
+    p = Path(path)
+    fmt = _format(p)
+    if fmt == "npy":
+        return p.with_name(p.name + ".json")
+    if fmt == "raw":
+        return p.with_suffix(".json")
+    return None
+
+
+def _zarr_module() -> Any:
+    """Import and return :mod:`zarr`, with an installation hint if it is missing."""
+    try:
+        import zarr
+    except ImportError as exc:
+        raise ImportError(
+            f"the .zarr format needs the optional dependency zarr: {_ZARR_HINT}"
+        ) from exc
+    return zarr
+
+
+def check_writable(path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
+    """Check that :func:`write_image` can write ``path``, without writing anything.
+
+    Call it before an expensive computation to fail early.  Checks that the suffix is
+    supported (and zarr installed for ``.zarr``), that the parent directory exists, is
+    a directory and is writable, and that neither the target nor its sidecar is in the
+    way (an existing directory where a file goes, or any existing target or sidecar
+    when ``overwrite`` is false).
+
+    Args:
+        path: Output path.
+        overwrite: Whether an existing file (store) may be replaced.
+
+    Returns:
+        The absolute output path.
+
+    Raises:
+        ValueError: Unsupported suffix.
+        ImportError: ``.zarr`` requested but zarr is not installed.
+        FileNotFoundError: The parent directory does not exist.
+        NotADirectoryError: The parent "directory" is not a directory.
+        PermissionError: The parent directory is not writable.
+        FileExistsError: The target (or its sidecar) exists and ``overwrite`` is false,
+            or the existing target is of the wrong kind (e.g. a file where a ``.zarr``
+            directory goes).
+        IsADirectoryError: A directory exists where a data file or sidecar goes.
+    """
+    p = Path(path).absolute()
+    fmt = _format(p)
+    if fmt == "zarr":
+        _zarr_module()
+    parent = p.parent
+    if not parent.exists():
+        raise FileNotFoundError(
+            errno.ENOENT, f"output directory does not exist: {str(parent)!r}", str(parent)
+        )
+    if not parent.is_dir():
+        raise NotADirectoryError(
+            errno.ENOTDIR, f"output directory is not a directory: {str(parent)!r}", str(parent)
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(
+            errno.EACCES, f"output directory is not writable: {str(parent)!r}", str(parent)
+        )
+    targets = [p]
+    side = sidecar_path(p)
+    if side is not None:
+        targets.append(side)
+    for target in targets:
+        if not os.path.lexists(target):
+            continue
+        if not overwrite:
+            raise FileExistsError(
+                errno.EEXIST,
+                f"{str(target)!r} already exists (pass overwrite=True to replace it)",
+                str(target),
+            )
+        is_dir = target.is_dir() and not target.is_symlink()
+        if fmt == "zarr" and target == p and not is_dir:
+            raise FileExistsError(
+                errno.EEXIST, f"{str(target)!r} exists and is not a Zarr directory", str(target)
+            )
+        if (fmt != "zarr" or target != p) and is_dir:
+            raise IsADirectoryError(
+                errno.EISDIR, f"{str(target)!r} is a directory, not a file", str(target)
+            )
+    return p
+
+
+# --------------------------------------------------------------------------- staging
+
+
+def _umask() -> int:
+    """Return the process umask without changing it where possible."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _fsync_dir(directory: Path) -> None:
+    """Flush a directory entry to disk (best effort; not supported everywhere)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _remove(path: Path) -> None:
+    """Remove a file or directory tree, ignoring errors."""
+    try:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    except OSError:
+        pass
+
+
+class _Staging:
+    """Temporaries next to the destination; removes whatever is not committed on exit."""
+
+    def __init__(self) -> None:
+        self._pending: list[Path] = []
+
+    def __enter__(self) -> _Staging:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        while self._pending:
+            _remove(self._pending.pop())
+
+    def _track(self, path: Path) -> Path:
+        self._pending.append(path)
+        return path
+
+    def forget(self, path: Path) -> None:
+        """Stop tracking ``path`` (it was renamed into place)."""
+        with contextlib.suppress(ValueError):
+            self._pending.remove(path)
+
+    def name(self, dst: Path, tag: str = "") -> Path:
+        """Return (and track) an unused temporary name next to ``dst``; nothing is created."""
+        return self._track(dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:12]}{tag}{_TMP_SUFFIX}"))
+
+    def file(self, dst: Path) -> Path:
+        """Create (and track) an empty temporary file next to ``dst``."""
+        fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=_TMP_SUFFIX, dir=dst.parent)
+        path = self._track(Path(name))
+        os.close(fd)
+        os.chmod(path, 0o666 & ~_umask())
+        return path
+
+    def directory(self, dst: Path) -> Path:
+        """Create (and track) an empty temporary directory next to ``dst``."""
+        path = self._track(
+            Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=_TMP_SUFFIX, dir=dst.parent))
+        )
+        os.chmod(path, 0o777 & ~_umask())
+        return path
+
+
+@contextlib.contextmanager
+def _open_synced(path: Path) -> Iterator[Any]:
+    """Open ``path`` for binary writing and fsync it before closing."""
+    with open(path, "wb") as fh:
+        yield fh
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _place(tmp: Path, dst: Path, overwrite: bool) -> None:
+    """Atomically rename file ``tmp`` to ``dst`` (never replacing it unless ``overwrite``)."""
+    if overwrite:
+        os.replace(tmp, dst)
+        return
+    try:
+        os.link(tmp, dst)  # fails atomically if dst exists
+    except FileExistsError:
+        raise FileExistsError(
+            errno.EEXIST,
+            f"{str(dst)!r} already exists (pass overwrite=True to replace it)",
+            str(dst),
+        ) from None
+    except OSError:  # file system without hard links: check, then rename
+        if os.path.lexists(dst):
+            raise FileExistsError(
+                errno.EEXIST,
+                f"{str(dst)!r} already exists (pass overwrite=True to replace it)",
+                str(dst),
+            ) from None
+        os.replace(tmp, dst)
+    else:
+        tmp.unlink()
+
+
+def _commit_file(st: _Staging, tmp: Path, dst: Path, overwrite: bool) -> None:
+    """Rename a staged file into place."""
+    _place(tmp, dst, overwrite)
+    st.forget(tmp)
+    _fsync_dir(dst.parent)
+
+
+def _commit_pair(
+    st: _Staging,
+    data_tmp: Path,
+    data_dst: Path,
+    side_tmp: Path,
+    side_dst: Path,
+    overwrite: bool,
+) -> None:
+    """Rename a staged sidecar, then its data file, into place; undo the sidecar on error."""
+    backup: Path | None = None
+    if os.path.lexists(side_dst) and overwrite:
+        backup = st.name(side_dst, ".old")
+        shutil.copy2(side_dst, backup)
+    _place(side_tmp, side_dst, overwrite)
+    st.forget(side_tmp)
+    try:
+        _place(data_tmp, data_dst, overwrite)
+    except BaseException:
+        if backup is not None:
+            os.replace(backup, side_dst)
+            st.forget(backup)
+        else:
+            side_dst.unlink(missing_ok=True)
+        raise
+    st.forget(data_tmp)
+    _fsync_dir(data_dst.parent)
+
+
+def _commit_dir(st: _Staging, tmp: Path, dst: Path, overwrite: bool) -> None:
+    """Rename a staged directory into place, replacing an existing one if allowed."""
+    if not os.path.lexists(dst):
+        os.rename(tmp, dst)
+        st.forget(tmp)
+        _fsync_dir(dst.parent)
+        return
+    if not overwrite:
+        raise FileExistsError(
+            errno.EEXIST,
+            f"{str(dst)!r} already exists (pass overwrite=True to replace it)",
+            str(dst),
+        )
+    old = st.name(dst, ".old")
+    os.rename(dst, old)  # the old store is deleted when staging ends
+    try:
+        os.rename(tmp, dst)
+    except BaseException:
+        os.rename(old, dst)
+        st.forget(old)
+        raise
+    st.forget(tmp)
+    _fsync_dir(dst.parent)
+
+
+# --------------------------------------------------------------------------- writers
+
+
+def _to_numpy(image: Any) -> np.ndarray:
+    """Return ``image`` as a C-contiguous 3D NumPy array (CuPy arrays are copied to host)."""
+    if not isinstance(image, np.ndarray) and hasattr(image, "__cuda_array_interface__"):
+        image = image.get()
+    arr = np.ascontiguousarray(np.asarray(image))
+    if arr.ndim != 3:
+        raise ValueError(f"image must be 3D (z, y, x), got shape {arr.shape}")
+    return arr
+
+
+def _display_range(metadata: Mapping[str, Any]) -> tuple[int, int] | None:
+    """Return the label range from ``metadata['labels']`` for ImageJ display, if any."""
+    labels = metadata.get("labels")
+    if not isinstance(labels, Mapping):
+        return None
+    try:
+        values = [int(k) for k in labels]
+    except (TypeError, ValueError):
+        return None
+    return (min(values), max(values)) if values else None
+
+
+def _write_tif(
+    fh: Any, image: np.ndarray, metadata: Mapping[str, Any], info: str, bigtiff: bool | None
+) -> None:
+    """Write ``image`` as an ImageJ hyperstack with calibration and JSON ``Info``."""
+    ij: dict[str, Any] = {"axes": "ZYX"}
+    resolution = None
+    voxel_size = metadata.get("voxel_size")
+    if isinstance(voxel_size, int | float) and not isinstance(voxel_size, bool) and voxel_size > 0:
+        s = float(voxel_size)
+        ij["spacing"] = s
+        ij["unit"] = str(metadata.get("units", "nm"))
+        resolution = (1.0 / s, 1.0 / s)
+    drange = _display_range(metadata)
+    if drange is not None:
+        ij["min"], ij["max"] = drange
+    ij["Info"] = info
+    use_bigtiff = image.nbytes > BIGTIFF_THRESHOLD if bigtiff is None else bool(bigtiff)
+    with warnings.catch_warnings():
+        # Expected for > 4 GB ImageJ files; see the module docstring.
+        warnings.filterwarnings("ignore", message=".*nonconformant BigTIFF ImageJ")
+        warnings.filterwarnings("ignore", message=".*truncating ImageJ file")
+        tifffile.imwrite(
+            fh,
+            image,
+            imagej=True,
+            bigtiff=use_bigtiff,
+            resolution=resolution,
+            metadata=ij,
+        )
+
+
+def _write_raw_bytes(fh: Any, image: np.ndarray) -> None:
+    """Write ``image`` as C-order little-endian bytes to the binary file ``fh``."""
+    data = image.astype(image.dtype.newbyteorder("<"), copy=False)
+    fh.write(memoryview(np.ascontiguousarray(data)).cast("B"))
+
+
+def _write_zarr(store: Path, image: np.ndarray, metadata: dict[str, Any]) -> None:
+    """Write ``image`` and ``metadata`` (array attributes) to a new Zarr store at ``store``."""
+    zarr = _zarr_module()
+    chunks = tuple(max(1, min(ZARR_CHUNK, n)) for n in image.shape)
+    major = int(str(zarr.__version__).split(".")[0])
+    if major >= 3:
+        arr = zarr.create_array(
+            store=str(store),
+            shape=image.shape,
+            chunks=chunks,
+            dtype=image.dtype,
+            zarr_format=ZARR_FORMAT,
+            attributes=metadata,
+            overwrite=True,
+        )
+    else:
+        arr = zarr.open_array(
+            store=str(store), mode="w", shape=image.shape, chunks=chunks, dtype=image.dtype
+        )
+        arr.attrs.put(metadata)
+    arr[...] = image
+
+
+def _raw_sidecar(image: np.ndarray, metadata: dict[str, Any]) -> dict[str, Any]:
+    """Return the ``.raw`` sidecar content: layout keys at top level plus the metadata."""
+    side: dict[str, Any] = {
+        "shape": list(image.shape),
+        "dtype": image.dtype.newbyteorder("=").name,
+        "byte_order": "little",
+        "order": "C",
+        "axes": "zyx",
+    }
+    if "voxel_size" in metadata:
+        side["voxel_size"] = metadata["voxel_size"]
+        side["units"] = metadata.get("units", "nm")
+    side["metadata"] = metadata
+    return side
+
+
+def write_image(
+    path: str | os.PathLike[str],
+    image: np.ndarray,
+    metadata: Mapping[str, Any],
+    *,
+    overwrite: bool = True,
+    bigtiff: bool | None = None,
+) -> Path:
+    """Atomically write a 3D image and its metadata; the format follows the suffix.
+
+    See the module docstring for the formats, the sidecar files and the order in which
+    files appear.  Nothing is written when a check fails up front; on any later error
+    (``KeyboardInterrupt`` included) the temporaries are removed and an existing file at
+    ``path`` is left untouched.
+
+    Args:
+        path: Output path ending in one of :data:`SUPPORTED_SUFFIXES`.
+        image: 3D array, axis order ``(z, y, x)`` (a CuPy array is copied to the host).
+        metadata: JSON-serialisable dict, usually from :func:`image_metadata`.  Its
+            ``voxel_size`` (nm) calibrates TIFF files.
+        overwrite: Replace an existing file/store (and sidecar); if false, raise
+            :class:`FileExistsError` instead.
+        bigtiff: TIFF only: ``None`` writes BigTIFF when the data exceed
+            :data:`BIGTIFF_THRESHOLD` bytes; ``False`` keeps classic TIFF (ImageJ's
+            single-IFD layout beyond 4 GB); ``True`` forces BigTIFF.
+
+    Returns:
+        The absolute path written.
+
+    Raises:
+        ValueError: Unsupported suffix or an image that is not 3D.
+        TypeError: ``metadata`` is not a JSON-serialisable dict.
+        ImportError: ``.zarr`` requested but zarr is not installed.
+        OSError: See :func:`check_writable` (missing or unwritable directory,
+            existing target with ``overwrite=False``), or an error while writing.
+    """
+    dst = check_writable(path, overwrite=overwrite)
+    fmt = _format(dst)
+    arr = _to_numpy(image)
+    meta = _normalise_metadata(metadata)
+
+    with _Staging() as st:
+        if fmt == "tif":
+            tmp = st.file(dst)
+            with _open_synced(tmp) as fh:
+                _write_tif(fh, arr, meta, _dumps(meta), bigtiff)
+            _commit_file(st, tmp, dst, overwrite)
+        elif fmt in _SIDECAR_FORMATS:
+            side_dst = sidecar_path(dst)
+            assert side_dst is not None
+            data_tmp = st.file(dst)
+            side_tmp = st.file(side_dst)
+            with _open_synced(data_tmp) as fh:
+                if fmt == "npy":
+                    np.save(fh, arr, allow_pickle=False)
+                else:
+                    _write_raw_bytes(fh, arr)
+            side_content = meta if fmt == "npy" else _raw_sidecar(arr, meta)
+            with _open_synced(side_tmp) as fh:
+                fh.write((_dumps(side_content, indent=2) + "\n").encode("ascii"))
+            _commit_pair(st, data_tmp, dst, side_tmp, side_dst, overwrite)
+        else:  # zarr
+            tmp = st.directory(dst)
+            _write_zarr(tmp, arr, meta)
+            _commit_dir(st, tmp, dst, overwrite)
+    return dst
+
+
+# --------------------------------------------------------------------------- readers
+
+
+def _load_json(path: Path) -> Any:
+    """Read a JSON file."""
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _parse_info(info: Any) -> dict[str, Any] | None:
+    """Return the cbagpu metadata dict stored in an ImageJ ``Info`` string, if any."""
+    if not isinstance(info, str):
+        return None
+    try:
+        parsed = json.loads(info)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
+
+
+def _tif_fallback_metadata(tif: tifffile.TiffFile, ij: Mapping[str, Any]) -> dict[str, Any]:
+    """Voxel size of a TIFF without cbagpu metadata, from ImageJ spacing or resolution."""
+    unit = ij.get("unit")
+    size: float | None = None
+    spacing = ij.get("spacing")
+    if isinstance(spacing, int | float) and spacing > 0:
+        size = float(spacing)
+    else:
+        page = tif.pages[0]
+        tag = page.tags.get("XResolution")
+        res_unit = page.tags.get("ResolutionUnit")
+        if tag is not None:
+            num, den = tag.value
+            if num > 0 and den > 0 and (num, den) != (1, 1):
+                size = den / num
+                if not unit and res_unit is not None:
+                    # TIFF resolution unit: 2 = inch, 3 = centimetre, 1 = none.
+                    factor = {2: 2.54e7, 3: 1e7}.get(int(res_unit.value))
+                    if factor is None:
+                        size = None
+                    else:
+                        size, unit = size * factor, "nm"
+    if size is None:
+        return {}
+    if isinstance(unit, str) and unit.lower() in _UNIT_IN_NM:
+        return {"voxel_size": size * _UNIT_IN_NM[unit.lower()], "units": "nm"}
+    result: dict[str, Any] = {"voxel_size": size}
+    if unit:
+        result["units"] = str(unit)
+    return result
+
+
+def _read_tif(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a TIFF (ImageJ hyperstack or plain) and its metadata."""
+    with tifffile.TiffFile(path) as tif:
+        series = tif.series[0]
+        data = series.asarray()
+        ij = tif.imagej_metadata or {}
+        meta = _parse_info(ij.get("Info"))
+        if meta is None:
+            return data, _tif_fallback_metadata(tif, ij)
+    if data.ndim == 2:  # ImageJ stores a single slice without a Z axis
+        data = data[np.newaxis]
+    return data, meta
+
+
+def _read_raw(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a ``.raw`` file using its JSON sidecar."""
+    side_path = sidecar_path(path)
+    assert side_path is not None
+    if not side_path.is_file():
+        raise FileNotFoundError(
+            errno.ENOENT,
+            f"{str(path)!r} needs its sidecar {str(side_path)!r} (shape, dtype) to be read",
+            str(side_path),
+        )
+    side = _load_json(side_path)
+    try:
+        shape = tuple(int(n) for n in side["shape"])
+        dtype = np.dtype(side["dtype"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError(f"invalid .raw sidecar {str(side_path)!r}: {exc}") from exc
+    byte_order = side.get("byte_order", "little")
+    if byte_order not in ("little", "big"):
+        raise ValueError(f"invalid byte_order {byte_order!r} in {str(side_path)!r}")
+    order = side.get("order", "C")
+    if order not in ("C", "F"):
+        raise ValueError(f"invalid order {order!r} in {str(side_path)!r}")
+    file_dtype = dtype.newbyteorder("<" if byte_order == "little" else ">")
+    expected = math.prod(shape) * dtype.itemsize
+    size = path.stat().st_size
+    if size != expected:
+        raise ValueError(
+            f"{str(path)!r} holds {size} bytes but its sidecar describes {expected} "
+            f"(shape {shape}, dtype {dtype.name})"
+        )
+    data = np.fromfile(path, dtype=file_dtype).reshape(shape, order=order)
+    data = np.ascontiguousarray(data.astype(dtype.newbyteorder("="), copy=False))
+    if "metadata" in side and isinstance(side["metadata"], dict):
+        return data, side["metadata"]
+    return data, {k: v for k, v in side.items() if k not in _RAW_LAYOUT_KEYS}
+
+
+def _read_zarr(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read the array of a Zarr store and its attributes."""
+    zarr = _zarr_module()
+    arr = zarr.open_array(store=str(path), mode="r")
+    return np.asarray(arr[...]), json.loads(json.dumps(dict(arr.attrs)))
+
+
+def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:
+    """Read an image written by :func:`write_image` (or a compatible file).
+
+    Args:
+        path: File or ``.zarr`` store with one of :data:`SUPPORTED_SUFFIXES`.
+
+    Returns:
+        ``(image, metadata)``.  For a TIFF without cbagpu metadata, ``metadata`` holds
+        ``voxel_size`` (converted to nm where the unit is known) and ``units`` taken
+        from the ImageJ ``spacing``/``unit`` or the resolution tags, or is ``{}``.  For
+        a ``.npy`` without sidecar it is ``{}``.
+
+    Raises:
+        ValueError: Unsupported suffix or an inconsistent ``.raw`` sidecar.
+        FileNotFoundError: Missing file, or missing sidecar of a ``.raw`` file.
+        ImportError: ``.zarr`` requested but zarr is not installed.
+    """
+    p = Path(path)
+    fmt = _format(p)
+    if not p.exists():
+        raise FileNotFoundError(errno.ENOENT, f"no such image: {str(p)!r}", str(p))
+    if fmt == "tif":
+        return _read_tif(p)
+    if fmt == "npy":
+        data = np.load(p, allow_pickle=False)
+        side = sidecar_path(p)
+        assert side is not None
+        return data, (_load_json(side) if side.is_file() else {})
+    if fmt == "raw":
+        return _read_raw(p)
+    return _read_zarr(p)

@@ -1,0 +1,1 @@
+"""CUDA C sources of cbagpu's GPU kernels (installed as package data ``cbagpu.kernels``)."""
