@@ -8,8 +8,8 @@ import scipy.stats
 
 from cbagpu.params import preset
 from cbagpu.simulate.germs import (
-    CELL,
     cell_generator,
+    cell_size,
     draw_balls,
     draw_spheroids,
     graphite_extent_cap,
@@ -106,4 +106,12 @@ def test_cell_generators_are_independent_streams():
     np.testing.assert_array_equal(a, cell_generator(1, 1, (0, 0, 0)).random(4))
     with pytest.raises(ValueError, match="too far"):
         cell_generator(1, 1, (1 << 19, 0, 0))
-    assert CELL == 64
+
+
+def test_cell_size_depends_on_intensity_only():
+    vp20 = preset("paper").to_voxel(20)
+    assert cell_size(vp20.lambda_x) == 512 and cell_size(vp20.lambda_y) == 128
+    assert cell_size(1.0) == 32 and cell_size(1e-30) == 1024
+    for lam in (1e-3, 1e-5, 1e-7):
+        c = cell_size(lam)
+        assert lam * c**3 >= 64 and (c == 32 or lam * (c // 2) ** 3 < 64)

@@ -1,9 +1,11 @@
 """Germs and marks of the two Boolean models, drawn per cell of a fixed global grid.
 
-Space (voxel units, voxel i has its centre at coordinate i) is cut into cubic cells of
-edge :data:`CELL` voxels. The germs of cell (i, j, l) of component c (1 = graphite Xi1,
+Space (voxel units, voxel i has its centre at coordinate i) is cut into cubic cells whose
+edge L is a function of the component's intensity only (:func:`cell_size`: the smallest
+power of two >= 32 with lambda L^3 >= 64, at most 1024; 512 for graphite and 128 for large
+pores with Table 2 at 20 nm). The germs of cell (i, j, l) of component c (1 = graphite Xi1,
 3 = large pores Xi3) come from NumPy's counter-based Philox generator keyed by
-(seed, c, i, j, l): a Poisson number with mean lambda * CELL^3, positions uniform in the cell,
+(seed, c, i, j, l): a Poisson number with mean lambda L^3, positions uniform in the cell,
 then the marks. A germ therefore does not depend on which window asked for it, and both
 backends place the same grains (germs and marks are always drawn on the host).
 
@@ -24,8 +26,8 @@ import scipy.stats
 
 from cbagpu.params import VoxelParams
 
-#: Edge of the germ cells (voxels).
-CELL = 64
+#: Smallest and largest edge of the germ cells (voxels) and the target germs per cell.
+MIN_CELL, MAX_CELL, GERMS_PER_CELL = 32, 1024, 64
 #: Per-grain probability that the grain extent is clipped (see module docstring).
 EXTENT_TAIL = 1e-9
 GRAPHITE = 1
@@ -96,6 +98,14 @@ def pore_extent_cap(vp: VoxelParams) -> float:
     return float(-math.log(EXTENT_TAIL) / vp.theta)
 
 
+def cell_size(intensity: float) -> int:
+    """Edge (voxels) of the germ cells for ``intensity`` germs per voxel."""
+    cell = MIN_CELL
+    while cell < MAX_CELL and intensity * cell**3 < GERMS_PER_CELL:
+        cell *= 2
+    return cell
+
+
 def _zigzag(v: int) -> int:
     return (v << 1) if v >= 0 else ((-v << 1) - 1)
 
@@ -104,8 +114,7 @@ def cell_generator(seed: int, component: int, cell: tuple[int, int, int]) -> np.
     """The counter-based generator of one cell of one component."""
     if any(abs(c) >= _CELL_LIMIT for c in cell):
         raise ValueError(
-            f"window too far from the origin: germ cell {cell} outside +-{_CELL_LIMIT} cells "
-            f"(+-{_CELL_LIMIT * CELL} voxels)"
+            f"window too far from the origin: germ cell {cell} outside +-{_CELL_LIMIT} cells"
         )
     k1 = component << 60
     for i, c in enumerate(cell):
@@ -113,9 +122,9 @@ def cell_generator(seed: int, component: int, cell: tuple[int, int, int]) -> np.
     return np.random.Generator(np.random.Philox(key=np.array([seed, k1], dtype=np.uint64)))
 
 
-def _cells(lo: np.ndarray, hi: np.ndarray) -> list[tuple[int, int, int]]:
-    a = np.floor(lo / CELL).astype(np.int64)
-    b = np.floor((hi - 1e-9) / CELL).astype(np.int64)
+def _cells(lo: np.ndarray, hi: np.ndarray, size: int) -> list[tuple[int, int, int]]:
+    a = np.floor(lo / size).astype(np.int64)
+    b = np.floor((hi - 1e-9) / size).astype(np.int64)
     return [
         (i, j, k)
         for i in range(a[0], b[0] + 1)
@@ -131,16 +140,17 @@ def _in_box(centers: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 def draw_spheroids(vp: VoxelParams, seed: int, lo: np.ndarray, hi: np.ndarray) -> Spheroids:
     """Germs and marks of Xi1 whose centres lie in the box [lo, hi) (voxel coordinates)."""
     lo, hi = np.asarray(lo, float), np.asarray(hi, float)
-    mean = vp.lambda_x * CELL**3
+    size = cell_size(vp.lambda_x)
+    mean = vp.lambda_x * size**3
     cap = graphite_extent_cap(vp)
     scale = 1.0 / vp.gamma
     parts: list[tuple[np.ndarray, ...]] = []
-    for cell in _cells(lo, hi):
+    for cell in _cells(lo, hi, size):
         rng = cell_generator(seed, GRAPHITE, cell)
         n = int(rng.poisson(mean))
         if n == 0:
             continue
-        centers = (rng.random((n, 3)) + np.asarray(cell, float)) * CELL
+        centers = (rng.random((n, 3)) + np.asarray(cell, float)) * size
         a = rng.gamma(vp.shape1, scale, n)
         c = rng.gamma(vp.shape2, scale, n)
         u = rng.standard_normal((n, 3))
@@ -158,16 +168,17 @@ def draw_balls(vp: VoxelParams, seed: int, lo: np.ndarray, hi: np.ndarray) -> Ba
     lo, hi = np.asarray(lo, float), np.asarray(hi, float)
     if vp.lambda_y == 0:
         return Balls(np.empty((0, 3)), np.empty(0))
-    mean = vp.lambda_y * CELL**3
+    size = cell_size(vp.lambda_y)
+    mean = vp.lambda_y * size**3
     cap = pore_extent_cap(vp)
     scale = 1.0 / vp.theta
     parts: list[tuple[np.ndarray, np.ndarray]] = []
-    for cell in _cells(lo, hi):
+    for cell in _cells(lo, hi, size):
         rng = cell_generator(seed, LARGE_PORES, cell)
         n = int(rng.poisson(mean))
         if n == 0:
             continue
-        centers = (rng.random((n, 3)) + np.asarray(cell, float)) * CELL
+        centers = (rng.random((n, 3)) + np.asarray(cell, float)) * size
         parts.append((centers, np.minimum(rng.exponential(scale, n), cap)))
     if not parts:
         return Balls(np.empty((0, 3)), np.empty(0))

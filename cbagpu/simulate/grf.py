@@ -255,6 +255,7 @@ def field_blocks(
         block = backend.irfftn(spec, (N, N, N))
         del spec
         yield piece, block
+        del block  # release before the next block's noise is allocated
 
 
 def gaussian_field(

@@ -10,9 +10,12 @@ every voxel centre::
     spheroid: du = d.u, d2 = |d|^2, (du^2) / r^2 + (d2 - du^2) / R^2 <= 1   (closed)
     ball:     |d|^2 < R^2                                                   (open, Eq. 3)
 
-with d = voxel centre - germ. ``kernels/raster.cu`` does the same on the GPU with one thread
-per row; this module's NumPy twin evaluates the same float64 expressions in the same order
-(the kernels are compiled without FMA contraction), so both backends paint identical voxels.
+with d = voxel centre - germ, computed in GLOBAL voxel coordinates (the integer index is
+converted exactly to float64 and the germ's global centre subtracted), so a voxel gets the
+same answer whichever window paints it. ``kernels/raster.cu`` does the same on the GPU
+with one thread per row; this module's NumPy twin evaluates the same float64 expressions in
+the same order (the kernels are compiled without FMA contraction), so both backends paint
+identical voxels.
 """
 
 from __future__ import annotations
@@ -54,15 +57,15 @@ def grain_rows(
     return keep, rows, offset
 
 
-def spheroid_table(s: Spheroids, origin: np.ndarray) -> np.ndarray:
-    """(n, 8) float64: cz cy cx uz uy ux 1/r^2 1/R^2 (window-local centres)."""
+def spheroid_table(s: Spheroids) -> np.ndarray:
+    """(n, 8) float64: cz cy cx uz uy ux 1/r^2 1/R^2 (global centres)."""
     r, R = s.r, s.R
-    return np.column_stack([s.centers - origin, s.axes, 1.0 / (r * r), 1.0 / (R * R)])
+    return np.column_stack([s.centers, s.axes, 1.0 / (r * r), 1.0 / (R * R)])
 
 
-def ball_table(b: Balls, origin: np.ndarray) -> np.ndarray:
-    """(n, 4) float64: cz cy cx R^2 (window-local centres)."""
-    return np.column_stack([b.centers - origin, b.radii * b.radii])
+def ball_table(b: Balls) -> np.ndarray:
+    """(n, 4) float64: cz cy cx R^2 (global centres)."""
+    return np.column_stack([b.centers, b.radii * b.radii])
 
 
 # ----------------------------------------------------------------------------- NumPy twin
@@ -141,6 +144,7 @@ def _fill_spans(flat: np.ndarray, start: np.ndarray, length: np.ndarray, value: 
 
 def paint_rows_numpy(
     labels: np.ndarray,
+    origin: tuple[int, int, int],
     table: np.ndarray,
     rows: np.ndarray,
     offset: np.ndarray,
@@ -148,7 +152,8 @@ def paint_rows_numpy(
     kind: str,
 ) -> None:
     """NumPy twin of ``paint_spheroid_rows`` / ``paint_ball_rows`` (``kind`` 'spheroid'
-    or 'ball')."""
+    or 'ball'); ``rows`` are window-local, ``table`` and ``origin`` global."""
+    oz, oy, ox = (int(v) for v in origin)
     nz, ny, nx = labels.shape
     flat = labels.reshape(-1)
     spans = _spans_spheroid if kind == "spheroid" else _spans_ball
@@ -163,9 +168,9 @@ def paint_rows_numpy(
         nyr = rows[g, 2]
         zi = rows[g, 0] + r // nyr
         yi = rows[g, 1] + r % nyr
-        lo, hi = spans(table[g], zi.astype(np.float64), yi.astype(np.float64))
-        lo = np.maximum(lo, 0).astype(np.int64)
-        hi = np.minimum(hi, nx - 1).astype(np.int64)
+        lo, hi = spans(table[g], (zi + oz).astype(np.float64), (yi + oy).astype(np.float64))
+        lo = np.maximum(lo.astype(np.int64) - ox, 0)
+        hi = np.minimum(hi.astype(np.int64) - ox, nx - 1)
         ok = hi >= lo
         start = (zi[ok] * ny + yi[ok]) * nx + lo[ok]
         _fill_spans(flat, start, (hi - lo + 1)[ok], value)
@@ -186,13 +191,13 @@ def paint_grains(
         return
     o = np.asarray(origin, np.float64)
     kind = "spheroid" if isinstance(grains, Spheroids) else "ball"
-    table = spheroid_table(grains, o) if kind == "spheroid" else ball_table(grains, o)
+    table = spheroid_table(grains) if kind == "spheroid" else ball_table(grains)
     keep, rows, offset = grain_rows(grains.centers - o, grains.extents(), labels.shape)
     table = np.ascontiguousarray(table[keep])
     if len(rows) == 0:
         return
     if backend.name != "cupy":
-        paint_rows_numpy(labels, table, rows, offset, value, kind)
+        paint_rows_numpy(labels, origin, table, rows, offset, value, kind)
         return
     xp = backend.xp
     nrows = int(offset[-1])
@@ -208,6 +213,9 @@ def paint_grains(
             np.int32(nz),
             np.int32(ny),
             np.int32(nx),
+            np.int64(origin[0]),
+            np.int64(origin[1]),
+            np.int64(origin[2]),
             xp.asarray(table),
             xp.asarray(np.ascontiguousarray(rows, dtype=np.int64)),
             xp.asarray(offset),
