@@ -120,6 +120,21 @@ def white_noise_numpy(
     return out
 
 
+def noise_kernel_args(out: Any, key: int, origin: tuple[int, int, int]) -> tuple[Any, ...]:
+    """Arguments of the ``white_noise`` kernel (``kernels/noise.cu``) filling ``out``."""
+    nz, ny, nx = out.shape
+    return (
+        out,
+        np.uint32(key),
+        np.int64(origin[0]),
+        np.int64(origin[1]),
+        np.int64(origin[2]),
+        np.int32(nz),
+        np.int32(ny),
+        np.int32(nx),
+    )
+
+
 def white_noise(
     backend: Backend, key: int, origin: tuple[int, int, int], shape: tuple[int, int, int]
 ) -> Any:
@@ -128,23 +143,10 @@ def white_noise(
     if backend.name == "cupy":
         xp = backend.xp
         out = xp.empty(shape, dtype=xp.float32)
-        n = out.size
         threads = 256
-        blocks = int(min((n + threads - 1) // threads, 65535 * 8))
-        backend.kernel("noise.cu", "white_noise")(
-            (blocks,),
-            (threads,),
-            (
-                out,
-                np.uint32(key),
-                np.int64(origin[0]),
-                np.int64(origin[1]),
-                np.int64(origin[2]),
-                np.int32(shape[0]),
-                np.int32(shape[1]),
-                np.int32(shape[2]),
-            ),
-        )
+        blocks = int(min((out.size + threads - 1) // threads, 65535 * 8))
+        fn = backend.kernel("noise.cu", "white_noise")
+        fn((blocks,), (threads,), noise_kernel_args(out, key, origin))
         return out
     workers = getattr(backend, "workers", 2)
     return white_noise_numpy(key, origin, shape, threads=workers)

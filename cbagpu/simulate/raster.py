@@ -199,28 +199,41 @@ def paint_grains(
     if backend.name != "cupy":
         paint_rows_numpy(labels, origin, table, rows, offset, value, kind)
         return
-    xp = backend.xp
     nrows = int(offset[-1])
     threads = 128
     blocks = int(min((nrows + threads - 1) // threads, 1 << 20))
     fn = backend.kernel("raster.cu", f"paint_{kind}_rows")
-    nz, ny, nx = labels.shape
     fn(
         (blocks,),
         (threads,),
-        (
-            labels,
-            np.int32(nz),
-            np.int32(ny),
-            np.int32(nx),
-            np.int64(origin[0]),
-            np.int64(origin[1]),
-            np.int64(origin[2]),
-            xp.asarray(table),
-            xp.asarray(np.ascontiguousarray(rows, dtype=np.int64)),
-            xp.asarray(offset),
-            np.int32(len(rows)),
-            np.int64(nrows),
-            np.uint8(value),
-        ),
+        paint_kernel_args(labels, origin, table, rows, offset, value, backend.xp.asarray),
+    )
+
+
+def paint_kernel_args(
+    labels: Any,
+    origin: tuple[int, int, int],
+    table: np.ndarray,
+    rows: np.ndarray,
+    offset: np.ndarray,
+    value: int,
+    asarray: Any = np.asarray,
+) -> tuple[Any, ...]:
+    """Arguments of ``paint_spheroid_rows`` / ``paint_ball_rows`` (``kernels/raster.cu``);
+    ``asarray`` moves the host tables to the labels' device."""
+    nz, ny, nx = labels.shape
+    return (
+        labels,
+        np.int32(nz),
+        np.int32(ny),
+        np.int32(nx),
+        np.int64(origin[0]),
+        np.int64(origin[1]),
+        np.int64(origin[2]),
+        asarray(np.ascontiguousarray(table, dtype=np.float64)),
+        asarray(np.ascontiguousarray(rows, dtype=np.int64)),
+        asarray(np.ascontiguousarray(offset, dtype=np.int64)),
+        np.int32(len(rows)),
+        np.int64(offset[-1]),
+        np.uint8(value),
     )

@@ -131,26 +131,27 @@ def _threshold(backend: Backend, block: Any, piece: Any, out: Any, mu: float) ->
     if backend.name != "cupy":
         _threshold_numpy(block, piece.field_slices, out, piece.window_slices, mu)
         return
-    fs, ws = piece.field_slices, piece.window_slices
-    ext = [s.stop - s.start for s in ws]
-    n = ext[0] * ext[1] * ext[2]
+    ext = [s.stop - s.start for s in piece.window_slices]
     threads = 256
-    blocks = int(min((n + threads - 1) // threads, 1 << 20))
-    backend.kernel("combine.cu", "threshold_into_labels")(
-        (blocks,),
-        (threads,),
-        (
-            block,
-            np.int32(block.shape[1]),
-            np.int32(block.shape[2]),
-            *(np.int32(s.start) for s in fs),
-            out,
-            np.int32(out.shape[1]),
-            np.int32(out.shape[2]),
-            *(np.int32(s.start) for s in ws),
-            *(np.int32(e) for e in ext),
-            np.float32(mu),
-        ),
+    blocks = int(min((ext[0] * ext[1] * ext[2] + threads - 1) // threads, 1 << 20))
+    fn = backend.kernel("combine.cu", "threshold_into_labels")
+    fn((blocks,), (threads,), threshold_kernel_args(block, piece, out, mu))
+
+
+def threshold_kernel_args(block: Any, piece: Any, out: Any, mu: float) -> tuple[Any, ...]:
+    """Arguments of ``threshold_into_labels`` (``kernels/combine.cu``)."""
+    fs, ws = piece.field_slices, piece.window_slices
+    return (
+        block,
+        np.int32(block.shape[1]),
+        np.int32(block.shape[2]),
+        *(np.int32(s.start) for s in fs),
+        out,
+        np.int32(out.shape[1]),
+        np.int32(out.shape[2]),
+        *(np.int32(s.start) for s in ws),
+        *(np.int32(s.stop - s.start) for s in ws),
+        np.float32(mu),
     )
 
 
