@@ -20,13 +20,20 @@ from cbagpu.simulate.germs import (
 VP = preset("paper").to_voxel(40)
 
 
-def test_germ_counts_follow_the_poisson_law():
-    """Counts of large-pore germs in a box that straddles cells, over 300 seeds: mean within
-    4 SE of lambda V and dispersion consistent with Poisson (chi-square on the variance)."""
-    lo, hi = np.array([-37.5, 10.0, 100.2]), np.array([20.0, 90.0, 150.0])
+@pytest.mark.parametrize("component", ["large_pores", "graphite"])
+def test_germ_counts_follow_the_poisson_law(component):
+    """Germs in a box that straddles cells, over 300 seeds: mean within 4 SE of lambda V,
+    dispersion consistent with Poisson (chi-square on the variance), and the Poisson pmf
+    (chi-square goodness of fit)."""
+    if component == "large_pores":
+        lo, hi = np.array([-37.5, 10.0, 100.2]), np.array([20.0, 90.0, 150.0])
+        lam, draw = VP.lambda_y, draw_balls
+    else:
+        lo, hi = np.array([-137.5, 10.0, 200.2]), np.array([120.0, 290.0, 450.0])
+        lam, draw = VP.lambda_x, draw_spheroids
     vol = np.prod(hi - lo)
-    mean = VP.lambda_y * vol
-    counts = np.array([len(draw_balls(VP, s, lo, hi)) for s in range(300)])
+    mean = lam * vol
+    counts = np.array([len(draw(VP, s, lo, hi)) for s in range(300)])
     n = len(counts)
     assert abs(counts.mean() - mean) < 4 * np.sqrt(mean / n)
     stat = (n - 1) * counts.var(ddof=1) / mean
