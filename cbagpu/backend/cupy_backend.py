@@ -69,11 +69,15 @@ class CuPyBackend(Backend):
 
     # -- image operations -------------------------------------------------------------------
     def distance_transform_edt(self, mask: Any) -> Any:
+        """Exact EDT (float32, voxel units), cuCIM when installed, else cupyx."""
         try:
             from cucim.core.operations.morphology import distance_transform_edt
+
+            return distance_transform_edt(mask, float64_distances=False)
         except ImportError:
             from cupyx.scipy.ndimage import distance_transform_edt
-        return distance_transform_edt(mask)
+
+            return distance_transform_edt(mask).astype(self.xp.float32)
 
     def label(self, mask: Any, connectivity: int = 1) -> tuple[Any, int]:
         from cupyx.scipy import ndimage

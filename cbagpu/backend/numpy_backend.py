@@ -32,7 +32,15 @@ class NumPyBackend(Backend):
         return scipy.fft.irfftn(a, s=shape, workers=self.workers, overwrite_x=True)
 
     def distance_transform_edt(self, mask: np.ndarray) -> np.ndarray:
-        return scipy.ndimage.distance_transform_edt(mask)
+        """Exact EDT (float32, voxel units) of the True voxels to the nearest False voxel
+        inside the image (outside the image does not count as False). Uses the ``edt``
+        package (multi-threaded, ~7x faster than SciPy at 400^3), else SciPy."""
+        try:
+            import edt
+        except ImportError:
+            return scipy.ndimage.distance_transform_edt(mask).astype(np.float32)
+        return edt.edt(np.ascontiguousarray(mask, dtype=bool), black_border=False,
+                       parallel=self.workers)
 
     def label(self, mask: np.ndarray, connectivity: int = 1) -> tuple[np.ndarray, int]:
         structure = scipy.ndimage.generate_binary_structure(mask.ndim, connectivity)
