@@ -1,6 +1,7 @@
 """Command line: one thin command per job; each parses, calls one API function, prints.
 
-``cbagpu generate`` writes a realization, ``cbagpu theory`` prints the closed forms.
+``cbagpu generate`` writes a realization, ``cbagpu theory`` prints the closed forms,
+``cbagpu describe`` measures the descriptors of a label image.
 Bad input exits with status 2 and a one-line message.
 """
 
@@ -166,6 +167,61 @@ def cmd_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_describe(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from cbagpu.io import read_image
+    from cbagpu.measure.describe import describe, plot_description
+
+    try:
+        labels, meta = read_image(args.image)
+    except FileNotFoundError:
+        raise UsageError(f"image not found: {args.image}") from None
+    if labels.ndim != 3:
+        raise UsageError(f"{args.image}: a 3D label image is needed, got shape {labels.shape}")
+    voxel_size = args.voxel_size if args.voxel_size is not None else meta.get("voxel_size")
+    if voxel_size is None:
+        raise UsageError(f"{args.image} has no voxel size in its metadata: pass --voxel-size")
+    extra = np.setdiff1d(np.unique(labels), [0, 1, 2])
+    if extra.size:
+        raise UsageError(f"{args.image}: labels must be 0 (pore), 1 (CBD), 2 (graphite); "
+                         f"found {extra[:5].tolist()}")
+    phases = ("solid", "pore", "graphite") if args.phase == "all" else (args.phase,)
+    if args.plot:
+        from cbagpu.io import check_writable
+
+        if not args.plot.lower().endswith(".png"):
+            raise UsageError("--plot must name a .png file")
+        check_writable(args.plot.removesuffix(".png") + ".npy")  # directory checks only
+    t = time.perf_counter()
+    desc = describe(labels, float(voxel_size), phases=phases, axis=args.axis,
+                    backend=args.backend, progress=_progress_printer(not args.quiet))
+    seconds = time.perf_counter() - t
+    if args.plot:
+        plot_description(desc, args.plot)
+    if args.json:
+        d = desc.to_dict()
+        d["meta"]["seconds"] = seconds
+        d["meta"]["image"] = str(args.image)
+        _print_json(d)
+        return 0
+    z, y, x = desc.shape
+    print(f"{args.image}: {z}x{y}x{x} voxels at {desc.voxel_size:g} nm, inlet axis "
+          f"{'zyx'[desc.axis]}, backend {desc.backend}")
+    rows = [("volume fraction", "volume_fraction", ""), ("S_V", "S_V", "nm^-1"),
+            ("M_V", "M_V", "nm^-2"), ("chi_V", "chi_V", "nm^-3"), ("r_max", "r_max", "nm"),
+            ("r_min", "r_min", "nm"), ("constrictivity", "constrictivity", ""),
+            ("geodesic tortuosity", "geodesic_tortuosity", ""),
+            ("inlet fraction connected", "fraction_connected", "")]
+    names = list(desc.phases)
+    print(f"  {'descriptor':26s}" + "".join(f"{n:>14s}" for n in names))
+    for label, key, unit in rows:
+        vals = "".join(f"{getattr(desc.phases[n], key):14.5g}" for n in names)
+        print(f"  {label + (' [' + unit + ']' if unit else ''):26s}{vals}")
+    print(f"  time {seconds:.1f} s" + (f"; plot written to {args.plot}" if args.plot else ""))
+    return 0
+
+
 def cmd_info(args: argparse.Namespace) -> int:
     from cbagpu.backend import gpu_available
     from cbagpu.backend.cupy_backend import cupy_unavailable_reason
@@ -219,6 +275,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params_args(t)
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_theory)
+
+    d = sub.add_parser("describe", help="morphological descriptors of a label image",
+                       description="Intrinsic volume densities, CPSD and r_max, intrusion, "
+                                   "r_min and constrictivity, mean geodesic tortuosity and the "
+                                   "two-point coverage of the solid (1+2), pore (0) and "
+                                   "graphite (2) phases, in nm units.")
+    d.add_argument("image", help="label image (.tif, .npy, .raw, .zarr)")
+    d.add_argument("--voxel-size", type=float, default=None, metavar="NM",
+                   help="voxel edge length in nm (default: from the file's metadata)")
+    d.add_argument("--phase", choices=("solid", "pore", "graphite", "all"), default="all")
+    d.add_argument("--axis", choices=("z", "y", "x"), default="z",
+                   help="inlet face (low side) for intrusion and geodesic tortuosity")
+    d.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="auto")
+    d.add_argument("--json", action="store_true", help="print one JSON object")
+    d.add_argument("--plot", metavar="OUT.png", default=None,
+                   help="plot CPSD/intrusion curves and the centred C(h)")
+    d.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    d.set_defaults(func=cmd_describe)
 
     i = sub.add_parser("info", help="version and backend availability")
     i.add_argument("--json", action="store_true")

@@ -1,0 +1,217 @@
+"""describe: every descriptor of both phases of a paper realization, each beside its peer.
+
+Cases for each window edge ``n`` (voxels of 20 nm, ``generate(preset("paper"), (n,)*3, 20,
+1)``), for the pore and the solid phase, inlet axis z:
+
+* ``minkowski-n-PHASE``: ``intrinsic_volumes`` (V_V, S_V, M_V, chi_V);
+* ``cpsd-n-PHASE`` vs ``porespy-local_thickness-n-PHASE``;
+* ``intrusion-n-PHASE`` vs ``porespy-porosimetry-n-PHASE`` (inlet z low; 200^3 only);
+* ``covariance-n-PHASE`` vs ``porespy-two_point_correlation-n-PHASE`` (200^3 only: PoreSpy
+  needs ~6 GB at 200^3);
+* ``geodesic-n-PHASE`` vs ``skimage-mcp-n-PHASE`` (scikit-image ``MCP_Geometric`` from the
+  inlet plane, the "scikit-image route");
+* ``describe-n``: the whole ``cbagpu.measure.describe.describe`` of both phases.
+
+Targets (issue 3, 2-core CPU): exact CPSD no slower than PoreSpy's local_thickness;
+intrusion and two-point coverage each >= 10x faster than PoreSpy's; geodesic tortuosity
+>= 3x faster than the scikit-image route; the whole 400^3 describe of both phases <= 3 min;
+on an H100 800^3 both phases <= 15 s; <= ~12 bytes per voxel. Run with ``--repeat 1``: the
+peers take minutes.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from benchmarks.harness import Case
+
+SUITE_NAME = "describe"
+SIZES = (200, 400)
+QUICK_SIZES = (64,)
+GPU_SIZES = (800,)
+PEER_MAX = {"porosimetry": 200, "two_point_correlation": 200}
+VOXEL_NM = 20.0
+TARGET_TEXT = (
+    "CPU: CPSD no slower than PoreSpy local_thickness; intrusion and two-point coverage >= 10x "
+    "faster than PoreSpy; geodesic >= 3x faster than scikit-image MCP; 400^3 describe of both "
+    "phases <= 180 s; H100: 800^3 both phases <= 15 s"
+)
+TARGETS: dict[str, Any] = {"text": TARGET_TEXT}
+
+
+def _image(n: int, backend: str) -> Any:
+    from cbagpu import generate, get_backend, preset
+
+    labels = generate(preset("paper"), (n, n, n), VOXEL_NM, 1, backend="numpy")
+    return get_backend(backend).asarray(labels)
+
+
+def _mask(n: int, phase: str, backend: str) -> dict[str, Any]:
+    from cbagpu import get_backend
+    from cbagpu.measure.phases import phase_mask
+
+    be = get_backend(backend)
+    return {"mask": phase_mask(_image(n, backend), phase), "be": be}
+
+
+def _host_mask(n: int, phase: str) -> dict[str, Any]:
+    return {"mask": np.asarray(_mask(n, phase, "numpy")["mask"])}
+
+
+# ------------------------------------------------------------------------------- cbagpu
+def _run_minkowski(s: dict[str, Any]) -> dict[str, float]:
+    from cbagpu.measure.minkowski import intrinsic_volumes
+
+    iv = intrinsic_volumes(s["mask"], VOXEL_NM, backend=s["be"])
+    return {"S_V": iv.S_V, "chi_V": iv.chi_V}
+
+
+def _run_cpsd(s: dict[str, Any]) -> dict[str, float]:
+    from cbagpu.measure.cpsd import cpsd
+
+    return {"r_max_nm": float(cpsd(s["mask"], VOXEL_NM, backend=s["be"]).r_max)}
+
+
+def _run_intrusion(s: dict[str, Any]) -> dict[str, float]:
+    from cbagpu.measure.intrusion import intrusion
+
+    return {"r_min_nm": float(intrusion(s["mask"], VOXEL_NM, axis=0, backend=s["be"]).r_min)}
+
+
+def _run_covariance(s: dict[str, Any]) -> dict[str, float]:
+    from cbagpu.measure.covariance import two_point_coverage
+
+    c = two_point_coverage(s["mask"], VOXEL_NM, backend=s["be"])
+    return {"V": float(c.volume_fraction)}
+
+
+def _run_geodesic(s: dict[str, Any]) -> dict[str, float]:
+    from cbagpu.measure.geodesic import geodesic_tortuosity
+
+    g = geodesic_tortuosity(s["mask"], VOXEL_NM, axis=0, backend=s["be"])
+    return {"tau": float(g.tau)}
+
+
+def _run_describe(s: dict[str, Any]) -> dict[str, float]:
+    from cbagpu.measure.describe import describe
+
+    d = describe(s["labels"], VOXEL_NM, phases=("pore", "solid"), axis=0, backend=s["be"])
+    return {f"tau_{k}": float(v.geodesic_tortuosity) for k, v in d.phases.items()}
+
+
+# -------------------------------------------------------------------------------- peers
+def _peer_local_thickness(s: dict[str, Any]) -> None:
+    import porespy
+
+    porespy.filters.local_thickness(s["mask"])
+
+
+def _peer_porosimetry(s: dict[str, Any]) -> None:
+    import porespy
+
+    inlets = np.zeros_like(s["mask"])
+    inlets[0] = True
+    porespy.filters.porosimetry(s["mask"], inlets=inlets)
+
+
+def _peer_two_point(s: dict[str, Any]) -> None:
+    import porespy
+
+    porespy.metrics.two_point_correlation(s["mask"])
+
+
+def _peer_mcp(s: dict[str, Any]) -> dict[str, float]:
+    from skimage.graph import MCP_Geometric
+
+    mask = s["mask"]
+    costs = np.where(mask, 1.0, np.inf)
+    starts = np.argwhere(mask[-1])
+    starts = [(mask.shape[0] - 1, int(y), int(x)) for y, x in starts]
+    mcp = MCP_Geometric(costs, fully_connected=True)
+    dist, _ = mcp.find_costs(starts)
+    d0 = dist[0][mask[0]]
+    d0 = d0[np.isfinite(d0)]
+    return {"tau": float(d0.mean() / (mask.shape[0] - 1)) if d0.size else float("nan")}
+
+
+def _have(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def cases(backend: str, quick: bool, sizes: Sequence[int] | None = None) -> list[Case]:
+    """The cases of the describe suite."""
+    if sizes:
+        size_list = sorted({int(n) for n in sizes})
+    elif quick:
+        size_list = list(QUICK_SIZES)
+    else:
+        size_list = list(SIZES) + (list(GPU_SIZES) if backend == "cupy" else [])
+    out: list[Case] = []
+    for n in size_list:
+        vox = n**3
+        for phase in ("pore", "solid"):
+            p = {"size": n, "phase": phase, "voxel_size_nm": VOXEL_NM}
+
+            def setup(n=n, phase=phase):
+                return _mask(n, phase, backend)
+
+            def host_setup(n=n, phase=phase):
+                return _host_mask(n, phase)
+
+            out.append(Case(f"minkowski-{n}-{phase}", p, setup, _run_minkowski, vox))
+            out.append(Case(f"cpsd-{n}-{phase}", p, setup, _run_cpsd, vox))
+            out.append(Case(f"intrusion-{n}-{phase}", p, setup, _run_intrusion, vox))
+            out.append(Case(f"covariance-{n}-{phase}", p, setup, _run_covariance, vox))
+            out.append(Case(f"geodesic-{n}-{phase}", p, setup, _run_geodesic, vox))
+            if backend != "numpy":
+                continue  # the peers run on the CPU: compare on the numpy run
+            no_ps = None if _have("porespy") else "porespy not installed"
+            out.append(Case(f"porespy-local_thickness-{n}-{phase}", p, host_setup,
+                            _peer_local_thickness, vox, skip=no_ps))
+            big = n > PEER_MAX["porosimetry"]
+            out.append(Case(f"porespy-porosimetry-{n}-{phase}", p, host_setup,
+                            _peer_porosimetry, vox,
+                            skip=no_ps or ("only at <= 200^3 (minutes)" if big else None)))
+            big = n > PEER_MAX["two_point_correlation"]
+            out.append(Case(f"porespy-two_point_correlation-{n}-{phase}", p, host_setup,
+                            _peer_two_point, vox,
+                            skip=no_ps or ("only at <= 200^3 (~6 GB at 200^3)" if big else None)))
+            out.append(Case(f"skimage-mcp-{n}-{phase}", p, host_setup, _peer_mcp, vox,
+                            skip=None if _have("skimage") else "scikit-image not installed"))
+
+        def dsetup(n=n):
+            from cbagpu import get_backend
+
+            return {"labels": _image(n, backend), "be": get_backend(backend)}
+
+        out.append(Case(f"describe-{n}", {"size": n, "phases": ["pore", "solid"]}, dsetup,
+                        _run_describe, vox, notes="both phases, every descriptor"))
+    return out
+
+
+PEERS = {
+    "cpsd": "porespy-local_thickness",
+    "intrusion": "porespy-porosimetry",
+    "covariance": "porespy-two_point_correlation",
+    "geodesic": "skimage-mcp",
+}
+
+
+def summarize(result: dict[str, Any]) -> dict[str, Any]:
+    """Peer time / cbagpu time for every descriptor, size and phase; the 400^3 total."""
+    records = {r["name"]: r for r in result["cases"]}
+    speedups: dict[str, float] = {}
+    for name, r in records.items():
+        head = name.split("-")[0]
+        if head in PEERS and r.get("median_s"):
+            peer = records.get(name.replace(head, PEERS[head], 1), {})
+            if peer.get("median_s"):
+                speedups[name] = peer["median_s"] / r["median_s"]
+    d400 = records.get("describe-400", {})
+    return {"targets": TARGET_TEXT, "peer_over_cbagpu": speedups,
+            "describe_400_s": d400.get("median_s"),
+            "describe_400_met": (d400["median_s"] <= 180) if d400.get("median_s") else None}

@@ -1,0 +1,629 @@
+"""Continuous pore size distribution (CPSD, paper Eq. 26) and the local thickness map.
+
+CPSD(r) is the fraction of a phase covered by the morphological opening of the phase with
+the ball of radius r (Section 3.2.3, Eq. 26; NOTES §6), and ``r_max = CPSD^{-1}(0.5)`` enters
+the constrictivity of Section 3.3. Everything here is computed exactly on the voxel lattice
+from one Euclidean distance transform, for every radius of the grid.
+
+Conventions (voxel units; ``voxel_size`` converts the radii to nm)
+------------------------------------------------------------------
+* **Balls** are closed digital balls ``B_r = {d in Z^3 : |d| <= r}``: a ball of integer
+  radius k spans 2k+1 voxels along an axis (like ``skimage.morphology.ball(k)``).
+* **Erosion**: ``P (-) B_r = {x : x + B_r is inside the phase} = {x : EDT(x) > r}``, where
+  EDT is the exact Euclidean distance from a phase voxel centre to the nearest non-phase
+  voxel centre. **Opening**: ``O_r = (P (-) B_r) (+) B_r``. Both are exact lattice
+  operations; nothing is approximated.
+* **Window**: voxels outside the window count as phase (the EDT ignores them; balls may
+  stick out of the window and are clipped). This is PoreSpy's default (``edt`` with
+  ``black_border=False``) and ``Backend.distance_transform_edt``'s convention; it biases
+  sizes slightly upwards within ~r_max of the faces, the opposite convention biases them
+  downwards.
+* **Monotone granulometry**: digital balls are not a granulometry (a ball of radius s > r
+  need not be a union of balls of radius r), so the reported curve is
+  ``CPSD(r) = |U_r| / |P|`` with ``U_r`` the union of the openings at all grid radii
+  ``>= r``. Equivalently ``CPSD(r) = P(T >= r)`` for the local thickness ``T(y)`` = the
+  largest grid radius r with y in O_r (Hildebrand & Ruegsegger's maximal-ball thickness,
+  as a radius). In the continuum ``U_r = O_r``; on the lattice they differ in a tiny
+  fraction of voxels (``tests/test_measure_cpsd.py`` measures it).
+* **Radii grid**: by default every integer radius 0, 1, ..., R+1 voxels, where R is the
+  largest inscribed ball (so CPSD(R+1) = 0), like PoreSpy. A user grid (any radii) is
+  allowed; radii that contain the same lattice ball give identical values.
+* **r_max** = CPSD^{-1}(0.5) with CPSD linear between the two grid radii that bracket 0.5
+  (``r_max_grid`` is the bracketing grid radius itself: the largest r with
+  CPSD(r) >= 0.5). A slab 2k+1 voxels thick has CPSD(k) = 1 and CPSD(k+1) = 0: its largest
+  inscribed digital ball has radius ``r_max_grid = k`` and the interpolated
+  ``r_max = k + 1/2``, the half-thickness of the slab's voxel union. A phase covering the
+  whole window has no finite inscribed ball: r_max = inf. An empty phase gives NaN.
+
+Algorithm
+---------
+With F(x) = the number of grid radii r_i with r_i^2 < EDT(x)^2, the eroded sets are
+E_i = {F > i}. Going down the grid, ``U_i = U_{i+1} u E_i u (S_i (+) B_{r_i})``, where
+S_i are the *boundary* voxels of E_i (a face neighbour outside E_i) at level exactly i
+with no face neighbour in E_{i+1} (those balls lie in the neighbour's larger ball). Each
+voxel y of ``O_i`` outside ``E_i`` is within r_i of its nearest point b of E_i, which is
+such a boundary voxel; so b only has to paint the rows of its ball where no face
+neighbour of b in E_i is strictly closer (a Voronoi restriction that removes about 3/4 of
+the work on ridge sheets). Bit sets are packed 64 voxels per word along x. Each level is
+done either *dense* (OR of shifted whole-volume bit planes: ~pi r^2/2 + 3r of them) or
+*sparse* (row intervals of the remaining balls OR-ed into words), whichever a cost model
+says is cheaper (the GPU always uses the dense path). The result is exact: the test suite
+compares it with brute-force openings.
+
+References
+----------
+Gräfensteiner et al., Data-driven stochastic 3D modeling of the nanoporous binder-conductive
+additive phase in battery cathodes: Eq. 26 (CPSD), Section 3.3 (r_max, constrictivity).
+Münch, B. & Holzer, L. (2008). Contradicting geometrical concepts in pore size analysis
+attained with electron microscopy and mercury intrusion. J. Am. Ceram. Soc. 91, 4059-4067.
+Hildebrand, T. & Rüegsegger, P. (1997). A new method for the model-independent assessment
+of thickness in three-dimensional images. J. Microsc. 185, 67-75.
+Gostick, J. et al. (2019). PoreSpy: a Python toolkit for quantitative analysis of porous
+media images. JOSS 4, 1296 (``porespy.filters.local_thickness``, the peer).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from cbagpu.backend import Backend, get_backend
+
+__all__ = ["CPSD", "cpsd", "local_thickness", "radius_grid", "crossing"]
+
+_ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
+_LENMASK = np.array([(1 << k) - 1 for k in range(64)] + [0xFFFFFFFFFFFFFFFF], dtype=np.uint64)
+_CHUNK = 1 << 21  # intervals per vectorised batch of the sparse painter
+# cost model (seconds), measured on the 2-core CPU at 200^3: a whole-volume packed OR costs
+# ~1.7 ns per word, a painted row interval ~30 ns, plus ~2.5 ms per sparse level
+_COST_WORD = 1.7e-9
+_COST_INTERVAL = 3.0e-8
+_COST_SPARSE_LEVEL = 2.5e-3
+
+
+@dataclass(frozen=True)
+class CPSD:
+    """Continuous pore size distribution of one phase (Eq. 26).
+
+    Attributes
+    ----------
+    r : ndarray
+        Radii (nm), ascending, starting at 0.
+    value : ndarray
+        CPSD(r): fraction of the phase covered by the opening with the ball of radius r
+        (non-increasing, CPSD(0) = 1).
+    r_max : float
+        CPSD^{-1}(0.5) in nm, linear between the bracketing grid radii.
+    r_max_grid : float
+        The largest grid radius (nm) with CPSD >= 0.5.
+    """
+
+    r: np.ndarray
+    value: np.ndarray
+    r_max: float
+    r_max_grid: float
+
+
+# --------------------------------------------------------------------------- small helpers
+def _isqrt(v: Any) -> np.ndarray:
+    """Exact floor(sqrt(v)) of non-negative integers (host)."""
+    v = np.asarray(v, dtype=np.int64)
+    s = np.floor(np.sqrt(v.astype(np.float64))).astype(np.int64)
+    s = np.where(s * s > v, s - 1, s)
+    return np.where((s + 1) * (s + 1) <= v, s + 1, s)
+
+
+def _lattice_r2(r: np.ndarray) -> np.ndarray:
+    """Largest integer m with m <= r^2: the closed digital ball of radius r is |d|^2 <= m."""
+    return np.floor(np.asarray(r, np.float64) ** 2 + 1e-9).astype(np.int64)
+
+
+def crossing(r: np.ndarray, value: np.ndarray, level: float = 0.5) -> tuple[float, float]:
+    """Where a non-increasing curve on grid ``r`` falls below ``level``.
+
+    Returns ``(interpolated, grid)``: ``grid`` is the largest r_i with value_i >= level and
+    ``interpolated`` the point where the straight line between (r_i, value_i) and
+    (r_{i+1}, value_{i+1}) crosses ``level``. ``(0, 0)`` when value_0 < level, ``(r_last,
+    r_last)`` when the last value is still >= level, NaN when values are NaN.
+    """
+    r = np.asarray(r, np.float64)
+    v = np.asarray(value, np.float64)
+    if v.size == 0 or np.isnan(v).any():
+        return math.nan, math.nan
+    above = np.nonzero(v >= level)[0]
+    if above.size == 0:
+        return 0.0, 0.0
+    i = int(above[-1])
+    if i == len(v) - 1:
+        return float(r[i]), float(r[i])
+    v0, v1 = v[i], v[i + 1]
+    t = (v0 - level) / (v0 - v1) if v0 > v1 else 0.0
+    return float(r[i] + t * (r[i + 1] - r[i])), float(r[i])
+
+
+def radius_grid(r2_max: int, radii: Any = None) -> np.ndarray:
+    """The radius grid (voxels): 0 then ``radii`` (sorted, unique), or by default every
+    integer radius up to the first one whose eroded set is empty (largest squared EDT
+    ``r2_max``)."""
+    if radii is None:
+        rmax = int(_isqrt(max(int(r2_max) - 1, 0)))  # largest integer r with r^2 < r2_max
+        return np.arange(0, rmax + 2, dtype=np.float64)
+    radii = np.asarray(radii, np.float64).ravel()
+    if (radii < 0).any() or not np.isfinite(radii).all():
+        raise ValueError("radii must be finite and >= 0")
+    return np.unique(np.concatenate([[0.0], radii]))
+
+
+def _prunable(m: np.ndarray) -> np.ndarray:
+    """prunable[i]: the ball |d|^2 <= m[i] shifted by one voxel lies in |d|^2 <= m[i+1], so a
+    level-i centre with a face neighbour in the next eroded set needs no ball of its own."""
+    out = np.zeros(len(m), bool)
+    for i in range(len(m) - 1):
+        mi = int(m[i])
+        a = np.arange(0, int(_isqrt(mi)) + 1)
+        # largest |d|^2 + 2|d_1| + 1 over lattice d with |d|^2 <= m_i (d_1 along the shift)
+        rest = np.array([_max_two_squares(mi - int(x) * int(x)) for x in a])
+        out[i] = int(np.max(a * a + rest + 2 * a + 1)) <= int(m[i + 1])
+    return out
+
+
+@lru_cache(maxsize=4096)
+def _max_two_squares(q: int) -> int:
+    """Largest b^2 + c^2 <= q over integers."""
+    best = 0
+    for b in range(int(_isqrt(q)) + 1):
+        c = int(_isqrt(q - b * b))
+        best = max(best, b * b + c * c)
+    return best
+
+
+@lru_cache(maxsize=512)
+def _ball_rows(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of the closed ball |d|^2 <= m: (dz, dy, half-width along x), host int64."""
+    rr = int(_isqrt(m))
+    g = np.arange(-rr, rr + 1, dtype=np.int64)
+    dz, dy = np.meshgrid(g, g, indexing="ij")
+    dz, dy = dz.ravel(), dy.ravel()
+    q = m - dz * dz - dy * dy
+    keep = q >= 0
+    return dz[keep], dy[keep], _isqrt(q[keep])
+
+
+@lru_cache(maxsize=8192)
+def _pattern_rows(m: int, pattern: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows a centre must paint when its face neighbours -z, +z, -y, +y (bits 0-3) are in
+    the eroded set: the rows where that neighbour is strictly closer are left to it."""
+    dz, dy, w = _ball_rows(m)
+    keep = np.ones(len(dz), bool)
+    if pattern & 1:
+        keep &= dz >= 0
+    if pattern & 2:
+        keep &= dz <= 0
+    if pattern & 4:
+        keep &= dy >= 0
+    if pattern & 8:
+        keep &= dy <= 0
+    return dz[keep], dy[keep], w[keep]
+
+
+def _n_dense_ors(m: int) -> int:
+    rr = int(_isqrt(m))
+    return int(sum(2 * int(_isqrt(m - dz * dz)) + 1 for dz in range(rr + 1))) + 2 * rr + 1
+
+
+# ---------------------------------------------------------------------------- bit volumes
+class _Bits:
+    """Bit sets of a (Z, Y, X) window packed along x: uint64 (Z, Y, W), bit x % 64 of word
+    x // 64. Padding bits beyond X are always zero."""
+
+    def __init__(self, be: Backend, shape: tuple[int, int, int]) -> None:
+        self.be = be
+        self.xp = be.xp
+        self.shape = shape
+        self.W = (shape[2] + 63) // 64
+        tail = shape[2] - 64 * (self.W - 1)
+        self.last = np.uint64((1 << tail) - 1) if tail < 64 else _ALL
+
+    def zeros(self) -> Any:
+        Z, Y, _ = self.shape
+        return self.xp.zeros((Z, Y, self.W), dtype=self.xp.uint64)
+
+    def pack(self, mask: Any) -> Any:
+        """Pack a boolean (Z, Y, X) array (z-chunks bound the temporary memory)."""
+        xp = self.xp
+        Z, Y, X = self.shape
+        out = self.zeros()
+        step = max(1, (1 << 24) // max(1, Y * self.W * 64))
+        for z0 in range(0, Z, step):
+            z1 = min(Z, z0 + step)
+            buf = xp.zeros((z1 - z0, Y, self.W * 64), dtype=bool)
+            buf[..., :X] = mask[z0:z1]
+            words = xp.packbits(buf.reshape(-1), bitorder="little").view(xp.uint64)
+            out[z0:z1] = words.reshape(z1 - z0, Y, self.W)
+        return out
+
+    def unpack(self, p: Any) -> Any:
+        """Inverse of :meth:`pack` (boolean (Z, Y, X))."""
+        xp = self.xp
+        Z, Y, X = self.shape
+        flat = xp.unpackbits(p.reshape(-1).view(xp.uint8), bitorder="little")
+        return flat.reshape(Z, Y, self.W * 64)[..., :X].view(bool)
+
+    def shift_x(self, a: Any, s: int, out: Any) -> Any:
+        """out = a shifted by s bits towards higher x (s > 0) or lower x (s < 0)."""
+        W = a.shape[-1]
+        q, b = divmod(abs(s), 64)
+        out[...] = 0
+        if q >= W:
+            return out
+        if s > 0:
+            if b == 0:
+                out[..., q:] = a[..., : W - q]
+            else:
+                out[..., q:] = a[..., : W - q] << np.uint64(b)
+                if W - q > 1:
+                    out[..., q + 1 :] |= a[..., : W - q - 1] >> np.uint64(64 - b)
+        else:
+            if b == 0:
+                out[..., : W - q] = a[..., q:]
+            else:
+                out[..., : W - q] = a[..., q:] >> np.uint64(b)
+                if W - q > 1:
+                    out[..., : W - q - 1] |= a[..., q + 1 :] << np.uint64(64 - b)
+        return out
+
+    @staticmethod
+    def or_shifted(out: Any, src: Any, dz: int, dy: int) -> None:
+        """out |= src shifted by (dz, dy) rows (clipped at the window)."""
+        Z, Y = src.shape[:2]
+        if abs(dz) >= Z or abs(dy) >= Y:
+            return
+        zo = slice(max(dz, 0), Z + min(dz, 0))
+        zi = slice(max(-dz, 0), Z + min(-dz, 0))
+        yo = slice(max(dy, 0), Y + min(dy, 0))
+        yi = slice(max(-dy, 0), Y + min(-dy, 0))
+        out[zo, yo] |= src[zi, yi]
+
+    def dilate(self, S: Any, m: int) -> Any:
+        """S (+) {|d|^2 <= m}, exact: a union over z of 2-D disk dilations, each a union
+        over y of x-dilations X_w (bit shifts)."""
+        xp = self.xp
+        rr = int(_isqrt(m))
+        tmp = xp.empty_like(S)
+        xw = [S]
+        cur = S
+        for w in range(1, rr + 1):
+            cur = cur | self.shift_x(S, w, tmp)
+            cur |= self.shift_x(S, -w, tmp)
+            cur[..., -1] &= self.last
+            xw.append(cur)
+        out = xp.zeros_like(S)
+        disk = xp.empty_like(S)
+        for dz in range(rr + 1):
+            q = m - dz * dz
+            h = int(_isqrt(q))
+            disk[...] = xw[h]
+            for dy in range(1, h + 1):
+                w = int(_isqrt(q - dy * dy))
+                self.or_shifted(disk, xw[w], 0, dy)
+                self.or_shifted(disk, xw[w], 0, -dy)
+            self.or_shifted(out, disk, dz, 0)
+            if dz:
+                self.or_shifted(out, disk, -dz, 0)
+        return out
+
+
+def _or_at(be: Backend, flat: Any, idx: Any, val: Any) -> None:
+    """flat[idx] |= val with repeated indices (numpy.ufunc.at / cupy's scatter)."""
+    be.xp.bitwise_or.at(flat, idx, val)
+
+
+def _paint_runs(
+    be: Backend, bits: _Bits, m: int, runs: dict[int, tuple[Any, ...]]
+) -> Any:
+    """Paint the row intervals of the balls |d|^2 <= m of ``runs`` (per Voronoi pattern:
+    z, y, first x, last x, extend-left, extend-right) into a window bit set."""
+    xp = be.xp
+    Z, Y, X = bits.shape
+    p = int(_isqrt(m))
+    Yp = Y + 2 * p
+    Wp = (X + 2 * p + 63) // 64
+    flat = xp.zeros((Z + 2 * p) * Yp * Wp + 2, dtype=xp.uint64)
+    lenmask = xp.asarray(_LENMASK)
+    for pattern, (rz, ry, xa, xb, el, er) in runs.items():
+        dz, dy, w = _pattern_rows(m, pattern)
+        rowoff = xp.asarray(dz * Yp + dy)
+        wv = xp.asarray(w)
+        base = (rz + p) * Yp + (ry + p)
+        a0 = xa + p
+        span = xb - xa
+        step = max(1, _CHUNK // len(dz))
+        for s in range(0, len(base), step):
+            row = base[s : s + step, None] + rowoff[None, :]
+            a = a0[s : s + step, None] - wv[None, :] * el[s : s + step, None]
+            ln = span[s : s + step, None] + wv[None, :] * (el + er)[s : s + step, None]
+            abit = row * (Wp * 64) + a
+            ebit = abit + ln
+            wa = abit >> 6
+            nw = (ebit >> 6) - wa
+            first = _ALL << (abit & 63).astype(xp.uint64)
+            last = lenmask[(ebit & 63) + 1]
+            _or_at(be, flat, wa.ravel(), xp.where(nw == 0, first & last, first).ravel())
+            two = nw >= 1
+            if bool(two.any()):
+                w2 = wa[two]
+                n2 = nw[two]
+                _or_at(be, flat, w2 + n2, last[two])
+                many = n2 >= 2
+                if bool(many.any()):  # words strictly inside long intervals: all ones
+                    starts = w2[many] + 1
+                    counts = n2[many] - 1
+                    offs = xp.cumsum(counts) - counts
+                    mid = xp.repeat(starts - offs, counts) + xp.arange(
+                        int(counts.sum()), dtype=xp.int64
+                    )
+                    flat[mid] = _ALL
+    D = flat[:-2].reshape(Z + 2 * p, Yp, Wp)[p : p + Z, p : p + Y]
+    out = xp.empty((Z, Y, Wp), dtype=xp.uint64)
+    bits.shift_x(D, -p, out)
+    res = xp.ascontiguousarray(out[..., : bits.W])
+    res[..., -1] &= bits.last
+    return res
+
+
+# ----------------------------------------------------------------------- level structure
+def _levels(
+    be: Backend, mask: Any, radii_vox: Any
+) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """One EDT -> (F, grid, m, inv).
+
+    ``grid`` are the radii (voxels), ``m`` the distinct lattice balls ``|d|^2 <= m_j``
+    (ascending, m_0 = 0) with ``grid[i]`` using ball ``m[inv[i]]``, and
+    F(x) = #{j : m_j < EDT(x)^2} (uint8/uint16, 0 outside the phase), so the eroded sets
+    are E_j = {F > j}.
+    """
+    xp = be.xp
+    d = be.distance_transform_edt(mask)
+    k = xp.rint(d.astype(xp.float32) ** 2).astype(xp.int32)  # exact squared distances
+    del d
+    r2max = int(xp.max(k)) if k.size else 0
+    grid = radius_grid(r2max, radii_vox)
+    mg, inv = np.unique(_lattice_r2(grid), return_inverse=True)
+    dtype = np.uint8 if len(mg) < 255 else np.uint16
+    lut = np.searchsorted(mg, np.arange(r2max + 1), side="left").astype(dtype)
+    F = xp.asarray(lut)[k]
+    del k
+    return F, grid, mg, inv
+
+
+class _Candidates:
+    """Boundary centres of every eroded set, with their Voronoi patterns, grouped into runs
+    along x per level."""
+
+    def __init__(self, be: Backend, F: Any, prunable: np.ndarray) -> None:
+        xp = be.xp
+        Z, Y, X = F.shape
+        padded = xp.pad(F, 1, mode="edge")  # outside neighbours = the voxel itself
+        nbmin = nbmax = None
+        code = xp.zeros(F.shape, dtype=xp.uint8)
+        for bit, (ax, s) in enumerate([(0, -1), (0, 1), (1, -1), (1, 1), (2, -1), (2, 1)]):
+            sl = [slice(1, -1)] * 3
+            sl[ax] = slice(1 + s, padded.shape[ax] - 1 + s)
+            v = padded[tuple(sl)]
+            if nbmin is None:
+                nbmin, nbmax = v.copy(), v.copy()
+            else:
+                xp.minimum(nbmin, v, out=nbmin)
+                xp.maximum(nbmax, v, out=nbmax)
+            code |= (v >= F).astype(xp.uint8) << np.uint8(bit)
+        del padded
+        cand = (F >= 2) & (nbmin < F)
+        ok = nbmax <= F
+        for j in np.nonzero(~prunable)[0]:  # levels whose centres keep higher neighbours
+            ok |= F == j + 1
+        cand &= ok
+        del ok
+        del nbmin, nbmax
+        idx = xp.flatnonzero(cand)
+        del cand
+        lev = F.reshape(-1)[idx] - F.dtype.type(1)  # small ints: stable radix sort
+        order = xp.argsort(lev, kind="stable")
+        self.idx = idx[order]
+        self.lev = lev[order]
+        self.code = code.reshape(-1)[self.idx]
+        self.X = X
+        self.Y = Y
+        self.be = be
+        levels, first, counts = np.unique(
+            be.to_host(self.lev), return_index=True, return_counts=True
+        )
+        self.bounds = {
+            int(v): (int(f), int(f + c)) for v, f, c in zip(levels, first, counts, strict=True)
+        }
+
+    def runs(self, level: int) -> tuple[dict[int, tuple[Any, ...]], int]:
+        """Runs along x of the level's centres with equal 4-bit (+-z, +-y) Voronoi pattern,
+        grouped by pattern: {pattern: (z, y, first x, last x, extend-left, extend-right)},
+        and the number of runs."""
+        xp = self.be.xp
+        if level not in self.bounds:
+            return {}, 0
+        a, b = self.bounds[level]
+        ii = self.idx[a:b]
+        cc = self.code[a:b]
+        p4 = cc & np.uint8(15)
+        brk = xp.ones(len(ii), dtype=bool)
+        if len(ii) > 1:
+            brk[1:] = (ii[1:] != ii[:-1] + 1) | (p4[1:] != p4[:-1]) | (ii[1:] % self.X == 0)
+        starts = xp.flatnonzero(brk)
+        ends = xp.append(starts[1:], len(ii)) - 1
+        s_idx = ii[starts]
+        e_idx = ii[ends]
+        pat = p4[starts]
+        el = ((cc[starts] >> np.uint8(4)) & np.uint8(1)) == 0
+        er = ((cc[ends] >> np.uint8(5)) & np.uint8(1)) == 0
+        row = s_idx // self.X
+        out: dict[int, tuple[Any, ...]] = {}
+        host_pat = self.be.to_host(pat)
+        order = np.argsort(host_pat, kind="stable")
+        uniq, first = np.unique(host_pat[order], return_index=True)
+        bounds = np.append(first[1:], len(order))
+        order_d = xp.asarray(order)
+        for k, f, g in zip(uniq, first, bounds, strict=True):
+            sel = order_d[f:g]
+            r = row[sel]
+            out[int(k)] = (
+                r // self.Y,
+                r % self.Y,
+                s_idx[sel] % self.X,
+                e_idx[sel] % self.X,
+                el[sel].astype(xp.int64),
+                er[sel].astype(xp.int64),
+            )
+        return out, int(len(starts))
+
+
+def cover_index(be: Backend, F: Any, m_grid: np.ndarray) -> Any:
+    """The ball-cover transform of a nested family of sets.
+
+    ``F`` (uint8/uint16, 0 outside the phase) encodes E_i = {F > i} for the lattice ball
+    radii ``|d|^2 <= m_grid[i]`` (ascending, m_grid[0] = 0). Returns C (same dtype):
+    C(y) = 1 + the largest i with y in E_i (+) B_i (0 outside every E_0), computed exactly.
+    Used with the eroded sets (local thickness, CPSD) and with the inlet-connected eroded
+    sets (intrusion).
+    """
+    xp = be.xp
+    shape = tuple(int(s) for s in F.shape)
+    bits = _Bits(be, shape)
+    Z, Y, _ = shape
+    prunable = _prunable(m_grid)
+    cand = _Candidates(be, F, prunable)
+    painted = bits.zeros()
+    nbits = max(1, int(len(m_grid)).bit_length())
+    planes = [bits.zeros() for _ in range(nbits)]  # bit b of the level index of new voxels
+    n_levels = len(m_grid)
+    fmax = int(xp.max(F)) if F.size else 0
+    for i in range(min(n_levels, fmax) - 1, 0, -1):
+        m = int(m_grid[i])
+        runs, _ = cand.runs(i)
+        n_int = sum(len(_pattern_rows(m, k)[0]) * int(len(v[0])) for k, v in runs.items())
+        if n_int == 0:
+            continue
+        dense_cost = _n_dense_ors(m) * Z * Y * bits.W * _COST_WORD
+        if be.name == "cupy" or dense_cost < n_int * _COST_INTERVAL + _COST_SPARSE_LEVEL:
+            D = bits.dilate(bits.pack(F > i), m)
+        else:
+            D = _paint_runs(be, bits, m, runs)
+        D &= ~painted  # voxels first reached at this level (levels go downwards)
+        painted |= D
+        for b in range(nbits):
+            if (i + 1) >> b & 1:
+                planes[b] |= D
+    del painted
+    C = xp.zeros(shape, dtype=F.dtype)
+    for b, plane in enumerate(planes):
+        C |= bits.unpack(plane).astype(F.dtype) << F.dtype.type(b)
+    xp.maximum(C, F, out=C)
+    return C
+
+
+# ---------------------------------------------------------------------------- public API
+def _prepare(mask: Any, backend: str | Backend) -> tuple[Backend, Any]:
+    be = get_backend(backend)
+    m = be.asarray(mask)
+    if m.ndim != 3:
+        raise ValueError(f"mask must be 3-D (z, y, x), got shape {tuple(m.shape)}")
+    return be, m.astype(bool, copy=False)
+
+
+def _thickness_index(
+    be: Backend, m: Any, radii_vox: Any
+) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray] | None:
+    """(C, grid, m, inv) (see :func:`_levels`, :func:`cover_index`), or None when the phase
+    fills the window (no finite inscribed ball)."""
+    if bool(m.all()):
+        return None
+    F, grid, mg, inv = _levels(be, m, radii_vox)
+    return cover_index(be, F, mg), grid, mg, inv
+
+
+def local_thickness(
+    mask: Any, backend: str | Backend = "auto", radii: Any = None
+) -> np.ndarray:
+    """Local thickness map T (voxel units, float32 on the host, 0 outside the phase).
+
+    T(y) is the largest grid radius r such that y lies in a closed digital ball of radius r
+    inside the phase (``y in (P (-) B_r) (+) B_r``), so ``CPSD(r) = P(T >= r)``. ``radii``
+    is the radius grid in voxels (default: every integer). A voxel of a phase that fills
+    the window gets ``inf``.
+
+    References
+    ----------
+    Hildebrand & Rüegsegger (1997); paper Eq. 26; ``porespy.filters.local_thickness``
+    (which uses open balls: its value is about one voxel larger, see the tests).
+    """
+    be, m = _prepare(mask, backend)
+    res = _thickness_index(be, m, radii)
+    if res is None:
+        return np.where(be.to_host(m), np.inf, 0.0).astype(np.float32)
+    C, grid, mg, inv = res
+    # the largest grid radius whose lattice ball is the unique ball mg[C-1]
+    top = np.zeros(len(mg) + 1, np.float32)
+    for j in range(len(mg)):
+        top[j + 1] = grid[inv == j].max()
+    return top[be.to_host(C).astype(np.int64)]
+
+
+def _curve(be: Backend, C: Any, m: Any, n_unique: int, inv: np.ndarray) -> np.ndarray:
+    """value[i] = fraction of the phase voxels with C >= 1 + inv[i] (C from cover_index)."""
+    counts = be.to_host(be.xp.bincount(C[m].astype(be.xp.int64), minlength=n_unique + 1))
+    tail = np.cumsum(counts[::-1])[::-1].astype(np.float64)  # tail[j] = #(C >= j)
+    frac = tail[1:] / tail[0] if tail[0] > 0 else np.full(n_unique, np.nan)
+    return frac[inv]
+
+
+def cpsd(
+    mask: Any, voxel_size: float, backend: str | Backend = "auto", radii: Any = None
+) -> CPSD:
+    """Continuous pore size distribution of the phase ``mask`` (paper Eq. 26).
+
+    Parameters
+    ----------
+    mask : array (bool, (z, y, x)), NumPy or CuPy
+        The phase (pore: ``labels == 0``; solid: ``labels > 0``).
+    voxel_size : float
+        Voxel edge length in nm.
+    backend : "auto" | "numpy" | "cupy" | Backend
+    radii : array-like, optional
+        Radius grid in nm (0 is always added). Default: every integer number of voxels up
+        to the first radius with CPSD = 0.
+
+    Returns
+    -------
+    CPSD
+        ``r`` (nm), ``value``, ``r_max`` (nm, interpolated), ``r_max_grid`` (nm). See the
+        module docstring for the ball, window and interpolation conventions.
+
+    References
+    ----------
+    Paper Eq. 26 and Section 3.3; Münch & Holzer (2008).
+    """
+    if not voxel_size > 0:
+        raise ValueError("voxel_size must be > 0")
+    be, m = _prepare(mask, backend)
+    radii_vox = None if radii is None else np.asarray(radii, np.float64) / voxel_size
+    if not bool(m.any()):
+        grid = radius_grid(0, radii_vox) if radii_vox is not None else np.zeros(1)
+        return CPSD(grid * voxel_size, np.full(len(grid), np.nan), math.nan, math.nan)
+    res = _thickness_index(be, m, radii_vox)
+    if res is None:
+        grid = radius_grid(0, radii_vox) if radii_vox is not None else np.zeros(1)
+        return CPSD(grid * voxel_size, np.ones(len(grid)), math.inf, math.inf)
+    C, grid, mg, inv = res
+    value = _curve(be, C, m, len(mg), inv)
+    rm, rg = crossing(grid, value)
+    return CPSD(grid * voxel_size, value, rm * voxel_size, rg * voxel_size)
