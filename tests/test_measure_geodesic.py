@@ -199,6 +199,23 @@ def test_no_inlet_outlet_path_says_so():
         (19 - np.arange(10, 20))[:, None, None], (10, 10, 10)).astype(np.float32))
 
 
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_thin_images(axis):
+    """Two layers only, and lines of voxels: the sweeps over planes of one voxel."""
+    shape = [3, 1, 1]
+    shape[axis] = 2
+    res = geodesic_tortuosity(np.ones(shape, bool), 4.0, axis=axis, backend="numpy")
+    assert res.tau == 1.0 and res.thickness_nm == 4.0
+    assert res.n_inlet == res.n_connected == math.prod(shape) // 2
+    two = np.zeros((3, 3, 3), bool)
+    two[0, 0, 0] = two[1, 1, 1] = True  # one corner step between the two layers
+    two = np.moveaxis(two[:2], 0, axis)
+    res = geodesic_tortuosity(two, 1.0, axis=axis, backend="numpy")
+    assert res.tau == pytest.approx(math.sqrt(3), rel=1e-7) and res.n_inlet == 1
+    line = np.ones([1 if a != axis else 17 for a in range(3)], bool)
+    assert geodesic_tortuosity(line, 1.0, axis=axis, backend="numpy").tau == 1.0
+
+
 def test_phase_absent_from_inlet():
     mask = np.ones((10, 6, 6), bool)
     mask[0] = False
@@ -226,7 +243,8 @@ def test_z_shaped_channel_hand_computed():
     assert d[2, 1, 2] == pytest.approx(length - 2, abs=1e-12)
 
 
-def test_winding_diagonal_channel_needs_a_second_round(mode):
+@pytest.mark.parametrize("perm", list(itertools.permutations(range(3))))
+def test_winding_diagonal_channel_needs_a_second_round(mode, perm):
     """A one-voxel channel whose last leg can only be found in the second round of sweeps,
     where the boxes are restricted: from the outlet (15, 0) at x = 1 it runs diagonally
     down to (5, 10) (found by the -z sweep), up to (12, 17) (+y sweep), straight along x to
@@ -235,7 +253,8 @@ def test_winding_diagonal_channel_needs_a_second_round(mode):
     only to the -z and -y sweeps, and each reaches a diagonal neighbour just outside the box
     of the voxels changed before. The shortest path cuts the corners of the crossing,
     (11,16,1) -> (12,17,2) and (12,17,4) -> (11,16,5) (sqrt(3) each); the rest are 2 axial
-    steps and 10 + 6 + 11 steps of sqrt(2)."""
+    steps and 10 + 6 + 11 steps of sqrt(2). The image is also rotated (axes permuted, the
+    transport axis with them), so that every sweep plays every role."""
     mask = np.zeros((16, 19, 7), bool)
     t = np.arange(18)
     mask[15 - t[:11], t[:11], 1] = True  # (15, 0) -> (5, 10)
@@ -243,9 +262,35 @@ def test_winding_diagonal_channel_needs_a_second_round(mode):
     mask[12, 17, 1:6] = True  # x = 1 -> 5
     mask[12 - t[:13], 17 - t[:13], 5] = True  # (12, 17) -> inlet (0, 5)
     length = 27 * math.sqrt(2) + 2 * math.sqrt(3) + 2
+    mask = np.transpose(mask, perm)
+    axis = perm.index(0)
+    d = geodesic_distance_map(mask, axis, "numpy", dtype=np.float64)
+    assert_same_map(d, dijkstra_map(mask, axis), exact=True)
+    assert np.transpose(d, np.argsort(perm))[0, 5, 5] == pytest.approx(length, abs=1e-12)
+    res = geodesic_tortuosity(mask, 20.0, axis=axis, backend="numpy")
+    np.testing.assert_allclose(res.tau, length / 15, rtol=float32_bound(length) / length)
+    assert res.n_inlet == res.n_connected == 1
+
+
+def test_diagonal_leg_across_the_transport_axis_needs_a_second_round(mode):
+    """A one-voxel channel with a leg diagonal in (y, x) that can only be found in the second
+    round: down from the outlet (15, 2, 2) to z = 8, diagonally to (8, 8, 8) in the plane
+    z = 8, up to z = 12 (only the +z sweep, the last of round 1), diagonally to (12, 3, 13)
+    in the plane z = 12 (edges (0, -1, +1): the y- and x-sweeps, which see them in round 2
+    just outside the boxes of the changed voxels, in the column direction of their planes),
+    and down to the inlet (0, 3, 13). The shortest path cuts each of the four corners with
+    a step of sqrt(3): 6 + 2 + 11 axial steps, 4 + 3 steps of sqrt(2), 4 of sqrt(3)."""
+    mask = np.zeros((16, 11, 16), bool)
+    t = np.arange(7)
+    mask[8:16, 2, 2] = True
+    mask[8, 2 + t, 2 + t] = True
+    mask[8:13, 8, 8] = True
+    mask[12, 8 - t[:6], 8 + t[:6]] = True
+    mask[0:13, 3, 13] = True
+    length = 19 + 7 * math.sqrt(2) + 4 * math.sqrt(3)
     d = geodesic_distance_map(mask, 0, "numpy", dtype=np.float64)
     assert_same_map(d, dijkstra_map(mask), exact=True)
-    assert d[0, 5, 5] == pytest.approx(length, abs=1e-12)
+    assert d[0, 3, 13] == pytest.approx(length, abs=1e-12)
     res = geodesic_tortuosity(mask, 20.0, backend="numpy")
     np.testing.assert_allclose(res.tau, length / 15, rtol=float32_bound(length) / length)
     assert res.n_inlet == res.n_connected == 1

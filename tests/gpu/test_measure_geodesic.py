@@ -1,0 +1,75 @@
+"""Geodesic tortuosity on the GPU (skipped without CuPy and a GPU): the CuPy backend runs the
+same xp code as NumPy (same float32 operations in the same order, and the fixed point of the
+label correction does not depend on the order of the relaxations), so the distance maps must
+agree to float32 rounding and tau, n_inlet, n_connected must agree."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from cbagpu import generate, preset
+from cbagpu.measure import geodesic
+from cbagpu.measure.geodesic import geodesic_distance_map, geodesic_tortuosity
+from cbagpu.measure.phases import phase_mask
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.fixture(scope="module")
+def labels():
+    return generate(preset("paper"), (64, 72, 80), 20, 4, backend="numpy")
+
+
+def _same_map(gpu: np.ndarray, cpu: np.ndarray, rtol: float) -> None:
+    assert isinstance(gpu, np.ndarray) and gpu.dtype == cpu.dtype
+    np.testing.assert_array_equal(np.isfinite(gpu), np.isfinite(cpu))
+    fin = np.isfinite(cpu)
+    np.testing.assert_allclose(gpu[fin], cpu[fin], rtol=rtol, atol=0)
+
+
+@pytest.mark.parametrize("phase", ["pore", "solid"])
+@pytest.mark.parametrize("axis", [0, 1, 2])
+def test_backends_agree_on_a_paper_realization(labels, phase, axis):
+    import cupy
+
+    mask = phase_mask(labels, phase)
+    cpu = geodesic_tortuosity(mask, 20.0, axis, "numpy", return_map=True)
+    gpu = geodesic_tortuosity(cupy.asarray(mask), 20.0, axis, "cupy", return_map=True)
+    # float32 sums of up to ~150 steps: relative rounding <= 150 * 2^-24 ~ 1e-5
+    _same_map(gpu.distance_map, cpu.distance_map, rtol=1e-5)
+    assert (gpu.n_inlet, gpu.n_connected, gpu.percolates) == (
+        cpu.n_inlet, cpu.n_connected, cpu.percolates)
+    assert gpu.tau == pytest.approx(cpu.tau, rel=1e-6)
+    assert isinstance(gpu.path_lengths_nm, np.ndarray)
+
+
+@pytest.mark.parametrize("mode", ["dense_only", "sparse_early"])
+def test_backends_agree_in_each_phase_of_the_algorithm(labels, mode, monkeypatch):
+    if mode == "dense_only":
+        monkeypatch.setattr(geodesic, "_SPARSE_FRACTION", 0.0)
+        monkeypatch.setattr(geodesic, "_SPARSE_MIN", 0)
+    else:
+        monkeypatch.setattr(geodesic, "_SPARSE_FRACTION", 1.0)
+        monkeypatch.setattr(geodesic, "_COLLECT_FACTOR", math.inf)
+    mask = phase_mask(labels[:40, :40, :40], "solid")
+    cpu = geodesic_distance_map(mask, 0, "numpy", dtype=np.float64)
+    gpu = geodesic_distance_map(mask, 0, "cupy", dtype=np.float64)
+    _same_map(gpu, cpu, rtol=1e-12)
+
+
+@pytest.mark.parametrize("fill", [0.2, 0.5, 0.8])
+def test_backends_agree_on_random_images(fill):
+    mask = np.random.default_rng(7).random((12, 14, 15)) < fill
+    for dtype, rtol in ((np.float64, 1e-12), (np.float32, 1e-6)):
+        _same_map(geodesic_distance_map(mask, 0, "cupy", dtype=dtype),
+                  geodesic_distance_map(mask, 0, "numpy", dtype=dtype), rtol)
+
+
+def test_no_path_on_the_gpu():
+    mask = np.ones((12, 8, 8), bool)
+    mask[6] = False
+    res = geodesic_tortuosity(mask, 20.0, backend="cupy")
+    assert not res.percolates and res.tau == math.inf and res.fraction_connected == 0.0
