@@ -23,8 +23,9 @@ Conventions (voxel units; ``voxel_size`` converts the radii to nm)
   ``CPSD(r) = |U_r| / |P|`` with ``U_r`` the union of the openings at all grid radii
   ``>= r``. Equivalently ``CPSD(r) = P(T >= r)`` for the local thickness ``T(y)`` = the
   largest grid radius r with y in O_r (Hildebrand & Ruegsegger's maximal-ball thickness,
-  as a radius). In the continuum ``U_r = O_r``; on the lattice they differ in a tiny
-  fraction of voxels (``tests/test_measure_cpsd.py`` measures it).
+  as a radius). In the continuum ``U_r = O_r``; on the lattice ``U_r`` contains ``O_r``
+  and is larger on a small set (up to ~1.5 % of the phase at some radius on the small
+  Boolean models of the tests, <= 0.8 % on a 64^3 one).
 * **Radii grid**: by default every integer radius 0, 1, ..., R+1 voxels, where R is the
   largest inscribed ball (so CPSD(R+1) = 0), like PoreSpy. A user grid (any radii) is
   allowed; radii that contain the same lattice ball give identical values.
@@ -40,15 +41,18 @@ Algorithm
 With F(x) = the number of grid radii r_i with r_i^2 < EDT(x)^2, the eroded sets are
 E_i = {F > i}. Going down the grid, ``U_i = U_{i+1} u E_i u (S_i (+) B_{r_i})``, where
 S_i are the *boundary* voxels of E_i (a face neighbour outside E_i) at level exactly i
-with no face neighbour in E_{i+1} (those balls lie in the neighbour's larger ball). Each
-voxel y of ``O_i`` outside ``E_i`` is within r_i of its nearest point b of E_i, which is
-such a boundary voxel; so b only has to paint the rows of its ball where no face
-neighbour of b in E_i is strictly closer (a Voronoi restriction that removes about 3/4 of
-the work on ridge sheets). Bit sets are packed 64 voxels per word along x. Each level is
-done either *dense* (OR of shifted whole-volume bit planes: ~pi r^2/2 + 3r of them) or
-*sparse* (row intervals of the remaining balls OR-ed into words), whichever a cost model
-says is cheaper (the GPU always uses the dense path). The result is exact: the test suite
-compares it with brute-force openings.
+with no face neighbour in E_{i+1} (such a ball lies in the neighbour's larger ball; this
+pruning is used where r_{i+1} exceeds r_i by at least a voxel, e.g. on integer grids).
+For y in ``O_i`` outside E_i, the nearest point b of E_i is a boundary voxel within r_i of
+y; either b is in S_i or y is already in U_{i+1}. So each centre of S_i only paints the
+rows of its ball where none of its face neighbours in E_i is strictly closer (a Voronoi
+restriction that removes about 3/4 of the rows on ridge sheets), and consecutive centres
+along x are painted as one run. Bit sets are packed 64 voxels per word along x. Each level
+is done either *dense* (OR of shifted whole-volume bit planes, ~pi r^2/2 + 3r of them) or
+*sparse* (the rows' intervals OR-ed into words), whichever a cost model says is cheaper;
+the GPU always uses the dense path. The first level that reaches a voxel is kept in
+log2(levels) bit planes, so the map costs no per-level unpacking. The result is exact:
+the test suite compares it voxel by voxel with openings computed from SciPy's EDT.
 
 References
 ----------
@@ -77,12 +81,13 @@ __all__ = ["CPSD", "cpsd", "local_thickness", "radius_grid", "crossing"]
 
 _ALL = np.uint64(0xFFFFFFFFFFFFFFFF)
 _LENMASK = np.array([(1 << k) - 1 for k in range(64)] + [0xFFFFFFFFFFFFFFFF], dtype=np.uint64)
-_CHUNK = 1 << 21  # intervals per vectorised batch of the sparse painter
+_CHUNK = 1 << 17  # intervals per vectorised batch of the sparse painter
 # cost model (seconds), measured on the 2-core CPU at 200^3: a whole-volume packed OR costs
 # ~1.7 ns per word, a painted row interval ~30 ns, plus ~2.5 ms per sparse level
 _COST_WORD = 1.7e-9
 _COST_INTERVAL = 3.0e-8
 _COST_SPARSE_LEVEL = 2.5e-3
+_MAX_XW = 32  # x-dilated planes kept by the dense dilation (N/8 bytes each)
 
 
 @dataclass(frozen=True)
@@ -115,6 +120,12 @@ def _isqrt(v: Any) -> np.ndarray:
     s = np.floor(np.sqrt(v.astype(np.float64))).astype(np.int64)
     s = np.where(s * s > v, s - 1, s)
     return np.where((s + 1) * (s + 1) <= v, s + 1, s)
+
+
+def _zchunks(shape: tuple[int, ...], voxels: int = 1 << 22) -> list[tuple[slice, ...]]:
+    """z-slabs of about ``voxels`` voxels (bounds the memory of temporaries)."""
+    step = max(1, voxels // max(1, int(np.prod(shape[1:]))))
+    return [(slice(z, min(z + step, shape[0])),) for z in range(0, shape[0], step)]
 
 
 def _lattice_r2(r: np.ndarray) -> np.ndarray:
@@ -164,10 +175,11 @@ def _prunable(m: np.ndarray) -> np.ndarray:
     out = np.zeros(len(m), bool)
     for i in range(len(m) - 1):
         mi = int(m[i])
-        a = np.arange(0, int(_isqrt(mi)) + 1)
         # largest |d|^2 + 2|d_1| + 1 over lattice d with |d|^2 <= m_i (d_1 along the shift)
-        rest = np.array([_max_two_squares(mi - int(x) * int(x)) for x in a])
-        out[i] = int(np.max(a * a + rest + 2 * a + 1)) <= int(m[i + 1])
+        worst = max(
+            a * a + _max_two_squares(mi - a * a) + 2 * a + 1 for a in range(math.isqrt(mi) + 1)
+        )
+        out[i] = worst <= int(m[i + 1])
     return out
 
 
@@ -175,8 +187,8 @@ def _prunable(m: np.ndarray) -> np.ndarray:
 def _max_two_squares(q: int) -> int:
     """Largest b^2 + c^2 <= q over integers."""
     best = 0
-    for b in range(int(_isqrt(q)) + 1):
-        c = int(_isqrt(q - b * b))
+    for b in range(math.isqrt(q) + 1):
+        c = math.isqrt(q - b * b)
         best = max(best, b * b + c * c)
     return best
 
@@ -184,7 +196,7 @@ def _max_two_squares(q: int) -> int:
 @lru_cache(maxsize=512)
 def _ball_rows(m: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Rows of the closed ball |d|^2 <= m: (dz, dy, half-width along x), host int64."""
-    rr = int(_isqrt(m))
+    rr = math.isqrt(m)
     g = np.arange(-rr, rr + 1, dtype=np.int64)
     dz, dy = np.meshgrid(g, g, indexing="ij")
     dz, dy = dz.ravel(), dy.ravel()
@@ -210,9 +222,11 @@ def _pattern_rows(m: int, pattern: int) -> tuple[np.ndarray, np.ndarray, np.ndar
     return dz[keep], dy[keep], w[keep]
 
 
+@lru_cache(maxsize=4096)
 def _n_dense_ors(m: int) -> int:
-    rr = int(_isqrt(m))
-    return int(sum(2 * int(_isqrt(m - dz * dz)) + 1 for dz in range(rr + 1))) + 2 * rr + 1
+    """Number of whole-volume ORs of :meth:`_Bits.dilate` for the ball |d|^2 <= m."""
+    rr = math.isqrt(m)
+    return sum(2 * math.isqrt(m - dz * dz) + 1 for dz in range(rr + 1)) + 2 * rr + 1
 
 
 # ---------------------------------------------------------------------------- bit volumes
@@ -246,12 +260,12 @@ class _Bits:
             out[z0:z1] = words.reshape(z1 - z0, Y, self.W)
         return out
 
-    def unpack(self, p: Any) -> Any:
-        """Inverse of :meth:`pack` (boolean (Z, Y, X))."""
+    def unpack01(self, p: Any) -> Any:
+        """Inverse of :meth:`pack`, as a uint8 (Z, Y, X) view of 0/1 values."""
         xp = self.xp
         Z, Y, X = self.shape
         flat = xp.unpackbits(p.reshape(-1).view(xp.uint8), bitorder="little")
-        return flat.reshape(Z, Y, self.W * 64)[..., :X].view(bool)
+        return flat.reshape(Z, Y, self.W * 64)[..., :X]
 
     def shift_x(self, a: Any, s: int, out: Any) -> Any:
         """out = a shifted by s bits towards higher x (s > 0) or lower x (s < 0)."""
@@ -290,9 +304,13 @@ class _Bits:
 
     def dilate(self, S: Any, m: int) -> Any:
         """S (+) {|d|^2 <= m}, exact: a union over z of 2-D disk dilations, each a union
-        over y of x-dilations X_w (bit shifts)."""
+        over y of x-dilations X_w (bit shifts). Keeps the rr + 1 planes X_w; beyond
+        ``_MAX_XW`` of them it ORs every row of the ball instead (twice the ORs, three
+        planes of memory)."""
         xp = self.xp
-        rr = int(_isqrt(m))
+        rr = math.isqrt(m)
+        if rr + 1 > _MAX_XW:
+            return self._dilate_rows(S, m)
         tmp = xp.empty_like(S)
         xw = [S]
         cur = S
@@ -305,16 +323,41 @@ class _Bits:
         disk = xp.empty_like(S)
         for dz in range(rr + 1):
             q = m - dz * dz
-            h = int(_isqrt(q))
+            h = math.isqrt(q)
             disk[...] = xw[h]
             for dy in range(1, h + 1):
-                w = int(_isqrt(q - dy * dy))
+                w = math.isqrt(q - dy * dy)
                 self.or_shifted(disk, xw[w], 0, dy)
                 self.or_shifted(disk, xw[w], 0, -dy)
             self.or_shifted(out, disk, dz, 0)
             if dz:
                 self.or_shifted(out, disk, -dz, 0)
         return out
+
+
+    def _dilate_rows(self, S: Any, m: int) -> Any:
+        """Same as :meth:`dilate` with O(1) planes: X_w grows with w and is OR-ed, shifted,
+        into every row (dz, dy) of the ball whose half-width is w."""
+        xp = self.xp
+        dz, dy, w = _ball_rows(m)
+        tmp = xp.empty_like(S)
+        cur = S.copy()
+        out = xp.zeros_like(S)
+        for width in range(int(w.max()) + 1):
+            if width:
+                cur |= self.shift_x(S, width, tmp)
+                cur |= self.shift_x(S, -width, tmp)
+                cur[..., -1] &= self.last
+            for a, b in zip(dz[w == width], dy[w == width], strict=True):
+                self.or_shifted(out, cur, int(a), int(b))
+        return out
+
+
+def _stable_argsort(be: Backend, a: Any) -> Any:
+    """Stable argsort (CuPy's argsort is stable and takes no ``kind``)."""
+    if be.name == "numpy":
+        return np.argsort(a, kind="stable")
+    return be.xp.argsort(a)
 
 
 def _or_at(be: Backend, flat: Any, idx: Any, val: Any) -> None:
@@ -329,7 +372,7 @@ def _paint_runs(
     z, y, first x, last x, extend-left, extend-right) into a window bit set."""
     xp = be.xp
     Z, Y, X = bits.shape
-    p = int(_isqrt(m))
+    p = math.isqrt(m)
     Yp = Y + 2 * p
     Wp = (X + 2 * p + 63) // 64
     flat = xp.zeros((Z + 2 * p) * Yp * Wp + 2, dtype=xp.uint64)
@@ -387,16 +430,25 @@ def _levels(
     are E_j = {F > j}.
     """
     xp = be.xp
-    d = be.distance_transform_edt(mask)
-    k = xp.rint(d.astype(xp.float32) ** 2).astype(xp.int32)  # exact squared distances
-    del d
-    r2max = int(xp.max(k)) if k.size else 0
+    d = be.distance_transform_edt(mask)  # float32; d^2 rounds to the exact integer
+    dmax = float(xp.max(d)) if d.size else 0.0
+    r2max = int(round(dmax * dmax))
     grid = radius_grid(r2max, radii_vox)
     mg, inv = np.unique(_lattice_r2(grid), return_inverse=True)
     dtype = np.uint8 if len(mg) < 255 else np.uint16
-    lut = np.searchsorted(mg, np.arange(r2max + 1), side="left").astype(dtype)
-    F = xp.asarray(lut)[k]
-    del k
+    F = xp.empty(d.shape, dtype=dtype)
+    if radii_vox is None:
+        # integer grid: #{i : i^2 < d^2} = ceil(d) (float32 sqrt of an integer k is exact
+        # for squares and above the integer otherwise, for d < ~2900)
+        for sl in _zchunks(d.shape):
+            F[sl] = xp.ceil(d[sl]).astype(dtype)
+    else:
+        lut = np.searchsorted(mg, np.arange(r2max + 1), side="left").astype(dtype)
+        lut = xp.asarray(lut)
+        for sl in _zchunks(d.shape):
+            dc = d[sl]
+            F[sl] = lut[xp.minimum(xp.rint(dc * dc), r2max).astype(xp.int32)]
+    del d
     return F, grid, mg, inv
 
 
@@ -407,31 +459,38 @@ class _Candidates:
     def __init__(self, be: Backend, F: Any, prunable: np.ndarray) -> None:
         xp = be.xp
         Z, Y, X = F.shape
-        padded = xp.pad(F, 1, mode="edge")  # outside neighbours = the voxel itself
-        nbmin = nbmax = None
+        # code bit b: face neighbour b (-z +z -y +y -x +x) is in the same eroded set
+        # (F_nb >= F); ``higher``: some face neighbour has a larger F. A neighbour outside
+        # the window counts as the voxel itself (it neither bounds nor prunes).
         code = xp.zeros(F.shape, dtype=xp.uint8)
-        for bit, (ax, s) in enumerate([(0, -1), (0, 1), (1, -1), (1, 1), (2, -1), (2, 1)]):
-            sl = [slice(1, -1)] * 3
-            sl[ax] = slice(1 + s, padded.shape[ax] - 1 + s)
-            v = padded[tuple(sl)]
-            if nbmin is None:
-                nbmin, nbmax = v.copy(), v.copy()
-            else:
-                xp.minimum(nbmin, v, out=nbmin)
-                xp.maximum(nbmax, v, out=nbmax)
-            code |= (v >= F).astype(xp.uint8) << np.uint8(bit)
-        del padded
-        cand = (F >= 2) & (nbmin < F)
-        ok = nbmax <= F
-        for j in np.nonzero(~prunable)[0]:  # levels whose centres keep higher neighbours
-            ok |= F == j + 1
-        cand &= ok
-        del ok
-        del nbmin, nbmax
+        higher = xp.zeros(F.shape, dtype=bool)
+        for ax in range(3):
+            lo = [slice(None)] * 3
+            hi = [slice(None)] * 3
+            lo[ax] = slice(None, -1)
+            hi[ax] = slice(1, None)
+            lo, hi = tuple(lo), tuple(hi)
+            a, b = F[lo], F[hi]  # b is the +ax neighbour of a
+            edge_lo = [slice(None)] * 3
+            edge_hi = [slice(None)] * 3
+            edge_lo[ax] = slice(0, 1)
+            edge_hi[ax] = slice(-1, None)
+            bit_minus = np.uint8(1 << (2 * ax))
+            bit_plus = np.uint8(1 << (2 * ax + 1))
+            code[hi] |= (a >= b).astype(xp.uint8) * bit_minus
+            code[tuple(edge_lo)] |= bit_minus
+            code[lo] |= (b >= a).astype(xp.uint8) * bit_plus
+            code[tuple(edge_hi)] |= bit_plus
+            higher[hi] |= a > b
+            higher[lo] |= b > a
+        cand = (F >= 2) & (code != 63) & ~higher  # boundary voxel, no higher neighbour
+        del higher
+        for j in np.nonzero(~prunable[1:])[0] + 1:  # levels >= 1 whose centres keep
+            cand |= (F == j + 1) & (code != 63)  # their higher neighbours
         idx = xp.flatnonzero(cand)
         del cand
         lev = F.reshape(-1)[idx] - F.dtype.type(1)  # small ints: stable radix sort
-        order = xp.argsort(lev, kind="stable")
+        order = _stable_argsort(be, lev)
         self.idx = idx[order]
         self.lev = lev[order]
         self.code = code.reshape(-1)[self.idx]
@@ -445,13 +504,16 @@ class _Candidates:
             int(v): (int(f), int(f + c)) for v, f, c in zip(levels, first, counts, strict=True)
         }
 
-    def runs(self, level: int) -> tuple[dict[int, tuple[Any, ...]], int]:
+    def count(self, level: int) -> int:
+        a, b = self.bounds.get(level, (0, 0))
+        return b - a
+
+    def runs(self, level: int) -> dict[int, tuple[Any, ...]]:
         """Runs along x of the level's centres with equal 4-bit (+-z, +-y) Voronoi pattern,
-        grouped by pattern: {pattern: (z, y, first x, last x, extend-left, extend-right)},
-        and the number of runs."""
+        grouped by pattern: {pattern: (z, y, first x, last x, extend-left, extend-right)}."""
         xp = self.be.xp
         if level not in self.bounds:
-            return {}, 0
+            return {}
         a, b = self.bounds[level]
         ii = self.idx[a:b]
         cc = self.code[a:b]
@@ -484,7 +546,7 @@ class _Candidates:
                 el[sel].astype(xp.int64),
                 er[sel].astype(xp.int64),
             )
-        return out, int(len(starts))
+        return out
 
 
 def cover_index(be: Backend, F: Any, m_grid: np.ndarray) -> Any:
@@ -509,26 +571,35 @@ def cover_index(be: Backend, F: Any, m_grid: np.ndarray) -> Any:
     fmax = int(xp.max(F)) if F.size else 0
     for i in range(min(n_levels, fmax) - 1, 0, -1):
         m = int(m_grid[i])
-        runs, _ = cand.runs(i)
-        n_int = sum(len(_pattern_rows(m, k)[0]) * int(len(v[0])) for k, v in runs.items())
-        if n_int == 0:
+        n_centres = cand.count(i)
+        if n_centres == 0:  # no boundary centre: E_i (+) B_i lies in E_i and U_{i+1}
             continue
         dense_cost = _n_dense_ors(m) * Z * Y * bits.W * _COST_WORD
-        if be.name == "cupy" or dense_cost < n_int * _COST_INTERVAL + _COST_SPARSE_LEVEL:
+        # the runs' intervals are at most the centres' (an upper bound for the sparse cost)
+        upper = n_centres * len(_ball_rows(m)[0]) * _COST_INTERVAL + _COST_SPARSE_LEVEL
+        if be.name == "cupy" or dense_cost < 0.25 * upper:
             D = bits.dilate(bits.pack(F > i), m)
         else:
-            D = _paint_runs(be, bits, m, runs)
+            runs = cand.runs(i)
+            n_int = sum(len(_pattern_rows(m, k)[0]) * int(len(v[0])) for k, v in runs.items())
+            if dense_cost < n_int * _COST_INTERVAL + _COST_SPARSE_LEVEL:
+                D = bits.dilate(bits.pack(F > i), m)
+            else:
+                D = _paint_runs(be, bits, m, runs)
         D &= ~painted  # voxels first reached at this level (levels go downwards)
         painted |= D
         for b in range(nbits):
             if (i + 1) >> b & 1:
                 planes[b] |= D
     del painted
-    C = xp.zeros(shape, dtype=F.dtype)
+    C = xp.zeros(shape, dtype=F.dtype)  # level index (+1) of the first painting
     for b, plane in enumerate(planes):
-        C |= bits.unpack(plane).astype(F.dtype) << F.dtype.type(b)
-    xp.maximum(C, F, out=C)
-    return C
+        u = bits.unpack01(plane)
+        if F.dtype != xp.uint8:
+            u = u.astype(F.dtype)
+        C |= xp.left_shift(u, F.dtype.type(b))
+    del planes
+    return xp.maximum(C, F, out=C)
 
 
 # ---------------------------------------------------------------------------- public API
@@ -561,10 +632,15 @@ def local_thickness(
     is the radius grid in voxels (default: every integer). A voxel of a phase that fills
     the window gets ``inf``.
 
+    ``porespy.filters.local_thickness`` uses open balls (``|d| < r`` around centres with
+    ``EDT >= r``). With every distinct radius the two maps obey T^2 = T_porespy^2 - 1
+    exactly; with integer radii (both defaults) they agree within one voxel on ~98.5 % of
+    the voxels of a 200^3 pore phase and the radii at which the two CPSD curves cross any
+    fraction agree within one voxel (``tests/test_measure_cpsd.py``).
+
     References
     ----------
-    Hildebrand & Rüegsegger (1997); paper Eq. 26; ``porespy.filters.local_thickness``
-    (which uses open balls: its value is about one voxel larger, see the tests).
+    Hildebrand & Rüegsegger (1997); paper Eq. 26; Gostick et al. (2019), PoreSpy.
     """
     be, m = _prepare(mask, backend)
     res = _thickness_index(be, m, radii)
@@ -575,12 +651,19 @@ def local_thickness(
     top = np.zeros(len(mg) + 1, np.float32)
     for j in range(len(mg)):
         top[j + 1] = grid[inv == j].max()
-    return top[be.to_host(C).astype(np.int64)]
+    C = be.to_host(C)
+    out = np.empty(C.shape, np.float32)
+    for sl in _zchunks(C.shape):
+        out[sl] = top[C[sl]]
+    return out
 
 
 def _curve(be: Backend, C: Any, m: Any, n_unique: int, inv: np.ndarray) -> np.ndarray:
     """value[i] = fraction of the phase voxels with C >= 1 + inv[i] (C from cover_index)."""
-    counts = be.to_host(be.xp.bincount(C[m].astype(be.xp.int64), minlength=n_unique + 1))
+    xp = be.xp
+    counts = np.zeros(n_unique + 1, np.int64)
+    for sl in _zchunks(C.shape):
+        counts += be.to_host(xp.bincount(C[sl][m[sl]], minlength=n_unique + 1))
     tail = np.cumsum(counts[::-1])[::-1].astype(np.float64)  # tail[j] = #(C >= j)
     frac = tail[1:] / tail[0] if tail[0] > 0 else np.full(n_unique, np.nan)
     return frac[inv]

@@ -17,7 +17,8 @@ Conventions (same lattice, window, grid and interpolation rules as :mod:`.cpsd`)
   Connectivity is by **faces** (6-neighbourhood), the ball-centre paths of the continuum
   problem and PoreSpy's ``conn='min'``.
 * Union over radii: ``intruded(r) = |union of the intrusions at all grid radii >= r| / |P|``
-  (non-increasing; the per-radius intrusion can differ on a tiny set of voxels).
+  (non-increasing; like the CPSD's opening, the plain per-radius intrusion can be smaller
+  on a small set of voxels because digital balls are not a granulometry).
 * ``value[0]`` (r = 0) is the fraction of the phase connected to the inlet at all. When
   less than half of the phase is ever intruded (for instance a phase that does not touch
   the inlet, where every value is 0), ``r_min = 0`` and ``beta = 0``: there is no radius
@@ -26,10 +27,11 @@ Conventions (same lattice, window, grid and interpolation rules as :mod:`.cpsd`)
 Algorithm
 ---------
 One EDT gives the eroded sets E_i (:func:`cbagpu.measure.cpsd._levels`). Going down the
-grid, the components of E_i that touch the inlet (``Backend.label``, faces) give the
-nested sets K_i and the map B(x) = 1 + the largest i with x in K_i. The dilations of all
-K_i are then one call of :func:`cbagpu.measure.cpsd.cover_index` on B, the exact ball-cover
-transform also used for the CPSD.
+grid, the components of E_i that touch the inlet give the nested sets K_i and the map
+B(x) = 1 + the largest i with x in K_i (:func:`bottleneck_levels`: ``Backend.label`` with
+faces for large E_i, a SciPy csgraph of the voxels for small ones on the CPU). The
+dilations of all K_i are then one call of :func:`cbagpu.measure.cpsd.cover_index` on B,
+the exact ball-cover transform also used for the CPSD. ``constrictivity`` shares the EDT.
 
 References
 ----------
@@ -54,7 +56,9 @@ from cbagpu.measure.cpsd import (
     _curve,
     _levels,
     _prepare,
+    _zchunks,
     cover_index,
+    cpsd,
     crossing,
     radius_grid,
 )
@@ -109,34 +113,122 @@ class Constrictivity:
     intrusion: Intrusion
 
 
-def _inlet(axis: int | str, side: str) -> tuple[int, tuple[Any, ...]]:
+def _inlet(axis: int | str, side: str) -> int:
+    """Validated inlet axis (0 = z, 1 = y, 2 = x)."""
     if axis not in _AXES:
         raise ValueError(f"axis must be 0, 1, 2 or 'z', 'y', 'x', got {axis!r}")
     if side not in ("low", "high"):
         raise ValueError(f"side must be 'low' or 'high', got {side!r}")
-    ax = _AXES[axis]
-    sl: list[Any] = [slice(None)] * 3
-    sl[ax] = 0 if side == "low" else -1
-    return ax, tuple(sl)
+    return _AXES[axis]
 
 
-def bottleneck_levels(be: Backend, F: Any, inlet: tuple[Any, ...]) -> Any:
+# eroded sets with at most this fraction of the window are labelled as sparse graphs
+_SPARSE_FRACTION = 0.04
+
+
+def bottleneck_levels(be: Backend, F: Any, axis: int, side: str) -> Any:
     """B(x) = 1 + the largest i such that x is in a face-connected component of
-    E_i = {F > i} that meets the ``inlet`` slice (0 if none), same dtype as ``F``."""
+    E_i = {F > i} that meets the inlet slice (0 if none), same dtype as ``F``.
+
+    The sets K_i (components touching the inlet) are nested, so B = sum_i [x in K_i]. The
+    volume is oriented so that the inlet is the first z-slice. Large eroded sets are
+    labelled with ``Backend.label`` (faces): a raster-order labelling (SciPy's) numbers
+    the components that touch the first slice 1..n0, so K_i is a comparison; other
+    labellings fall back to a lookup table. On the CPU, eroded sets smaller than
+    ``_SPARSE_FRACTION`` of the window are labelled as graphs of their voxels
+    (:func:`_sparse_levels`), which costs time in proportion to their size.
+    """
     xp = be.xp
-    B = xp.zeros_like(F)
-    top = int(xp.max(F[inlet])) if F[inlet].size else 0  # no level above reaches the inlet
-    for i in range(top - 1, -1, -1):
-        E = F > i
+    Fo = xp.moveaxis(F, axis, 0)
+    if side == "high":
+        Fo = Fo[::-1]
+    Fo = xp.ascontiguousarray(Fo)
+    B = xp.zeros_like(Fo)
+    top = int(xp.max(Fo[0])) if Fo[0].size else 0  # no level above reaches the inlet
+    low = top
+    if be.name == "numpy" and top > 0:
+        counts = np.zeros(int(Fo.max()) + 1, np.int64)
+        for sl in _zchunks(Fo.shape):  # chunks: bincount casts to intp
+            counts += np.bincount(Fo[sl].reshape(-1), minlength=len(counts))
+        sizes = np.cumsum(counts[::-1])[::-1]
+        # sizes[j] = #(F >= j) = |E_{j-1}|
+        small = np.nonzero(sizes[1 : top + 1] <= _SPARSE_FRACTION * Fo.size)[0]
+        low = int(small[0]) if small.size else top
+        if low < top:
+            _sparse_levels(Fo, B, low, top)
+    for i in range(low - 1, -1, -1):
+        E = Fo > i
         lab, n = be.label(E, 1)
-        hit = xp.unique(lab[inlet])
-        lut = xp.zeros(n + 1, dtype=bool)
-        lut[hit] = True
-        lut[0] = False
-        K = lut[lab]
+        del E
+        hit = xp.unique(lab[0])
+        hit = hit[hit > 0]
+        n0 = int(hit.size)
+        if n0 and int(hit[-1]) == n0 and lab.dtype == xp.int32:  # inlet components 1..n0
+            lab -= 1  # background -> -1, i.e. 2^32 - 1 as unsigned
+            K = lab.view(xp.uint32) < n0
+        else:
+            lut = xp.zeros(n + 1, dtype=bool)
+            lut[hit] = True
+            K = lut[lab]
         del lab
-        B[K & (B == 0)] = i + 1
-    return B
+        B += K
+        del K
+    if side == "high":
+        B = B[::-1]
+    B = xp.moveaxis(B, 0, axis)
+    return xp.ascontiguousarray(B)
+
+
+def _sparse_levels(Fo: np.ndarray, B: np.ndarray, low: int, top: int) -> None:
+    """B += sum over low <= i < top of [x in K_i], labelling each E_i as the graph of its
+    voxels and face adjacencies (SciPy csgraph); the inlet is the first z-slice."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    Z, Y, X = Fo.shape
+    idx = np.flatnonzero(Fo > low)
+    f = Fo.reshape(-1)[idx]
+    order = np.argsort(np.iinfo(f.dtype).max - f, kind="stable")  # by level, descending
+    rank = np.empty(len(idx), np.int64)
+    rank[order] = np.arange(len(idx))
+    heads, tails, weights = [], [], []
+    xs = idx % X
+    ys = (idx // X) % Y
+    for off, ok in ((1, xs < X - 1), (X, ys < Y - 1), (X * Y, None)):
+        t = idx + off
+        j = np.searchsorted(idx, t)
+        jc = np.minimum(j, len(idx) - 1)
+        hit = (j < len(idx)) & (idx[jc] == t)
+        if ok is not None:
+            hit &= ok
+        src = np.nonzero(hit)[0]
+        dst = jc[hit]
+        heads.append(rank[src])
+        tails.append(rank[dst])
+        weights.append(np.minimum(f[src], f[dst]))
+    a = np.concatenate(heads)
+    b = np.concatenate(tails)
+    w = np.concatenate(weights)
+    eorder = np.argsort(np.iinfo(w.dtype).max - w, kind="stable")
+    a, b, w = a[eorder], b[eorder], w[eorder]
+    fs = f[order]  # descending
+    inlet = np.sort(rank[idx < X * Y])
+    acc = np.zeros(len(idx), np.int64)
+    for i in range(top - 1, low - 1, -1):
+        ni = int(np.searchsorted(-fs.astype(np.int64), -i, side="left"))  # #(f > i)
+        ei = int(np.searchsorted(-w.astype(np.int64), -i, side="left"))  # #(w > i)
+        inl = inlet[: int(np.searchsorted(inlet, ni))]
+        if ni == 0 or inl.size == 0:
+            continue
+        graph = csr_matrix(
+            (np.ones(ei, np.int8), (a[:ei], b[:ei])), shape=(ni, ni)
+        )
+        _, comp = connected_components(graph, directed=False)
+        touched = np.zeros(int(comp.max()) + 1, bool)
+        touched[comp[inl]] = True
+        acc[:ni] += touched[comp]
+    Bf = B.reshape(-1)
+    Bf[idx[order]] += acc.astype(B.dtype)
 
 
 def _intrusion_from(
@@ -149,9 +241,8 @@ def _intrusion_from(
     voxel_size: float,
     ax: int,
     side: str,
-    inlet: tuple[Any, ...],
 ) -> Intrusion:
-    B = bottleneck_levels(be, F, inlet)
+    B = bottleneck_levels(be, F, ax, side)
     C = cover_index(be, B, mg)
     value = _curve(be, C, m, len(mg), inv)
     rm, rg = crossing(grid, value)
@@ -193,7 +284,7 @@ def intrusion(
     """
     if not voxel_size > 0:
         raise ValueError("voxel_size must be > 0")
-    ax, inlet = _inlet(axis, side)
+    ax = _inlet(axis, side)
     be, m = _prepare(mask, backend)
     radii_vox = None if radii is None else np.asarray(radii, np.float64) / voxel_size
     if not bool(m.any()) or bool(m.all()):
@@ -202,7 +293,7 @@ def intrusion(
         r = math.nan if not bool(m.any()) else math.inf
         return Intrusion(grid * voxel_size, np.full(len(grid), fill), r, r, ax, side)
     F, grid, mg, inv = _levels(be, m, radii_vox)
-    return _intrusion_from(be, m, F, grid, mg, inv, voxel_size, ax, side, inlet)
+    return _intrusion_from(be, m, F, grid, mg, inv, voxel_size, ax, side)
 
 
 def constrictivity(
@@ -227,13 +318,11 @@ def constrictivity(
     """
     if not voxel_size > 0:
         raise ValueError("voxel_size must be > 0")
-    ax, inlet = _inlet(axis, side)
+    ax = _inlet(axis, side)
     be, m = _prepare(mask, backend)
     radii_vox = None if radii is None else np.asarray(radii, np.float64) / voxel_size
     if not bool(m.any()) or bool(m.all()):
-        from cbagpu.measure.cpsd import cpsd as _cpsd
-
-        c = _cpsd(m, voxel_size, be, radii)
+        c = cpsd(m, voxel_size, be, radii)
         i = intrusion(m, voxel_size, ax, side, be, radii)
         return Constrictivity(i.r_min, c.r_max, math.nan, c, i)
     F, grid, mg, inv = _levels(be, m, radii_vox)
@@ -242,6 +331,6 @@ def constrictivity(
     del CT
     rm, rg = crossing(grid, value)
     c = CPSD(grid * voxel_size, value, rm * voxel_size, rg * voxel_size)
-    i = _intrusion_from(be, m, F, grid, mg, inv, voxel_size, ax, side, inlet)
+    i = _intrusion_from(be, m, F, grid, mg, inv, voxel_size, ax, side)
     beta = (i.r_min / c.r_max) ** 2 if c.r_max > 0 else math.nan
     return Constrictivity(i.r_min, c.r_max, float(beta), c, i)
