@@ -45,10 +45,24 @@ TARGETS: dict[str, Any] = {"text": TARGET_TEXT}
 
 
 def _image(n: int, backend: str) -> Any:
-    from cbagpu import generate, get_backend, preset
+    """The paper realization (seed 1, 20 nm), generated once in a separate process and
+    cached as .npy, so that the generator's memory does not count in the cases' peaks."""
+    import os
+    import subprocess
+    import sys
+    import tempfile
 
-    labels = generate(preset("paper"), (n, n, n), VOXEL_NM, 1, backend="numpy")
-    return get_backend(backend).asarray(labels)
+    from cbagpu import get_backend
+
+    path = os.path.join(tempfile.gettempdir(), f"cbagpu-bench-describe-{n}.npy")
+    if not os.path.exists(path):
+        code = (
+            "import numpy as np, os, sys; from cbagpu import generate, preset; "
+            f"a = generate(preset('paper'), ({n}, {n}, {n}), {VOXEL_NM}, 1, backend='numpy'); "
+            f"np.save({path!r} + '.tmp.npy', a); os.replace({path!r} + '.tmp.npy', {path!r})"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True)
+    return get_backend(backend).asarray(np.load(path))
 
 
 def _mask(n: int, phase: str, backend: str) -> dict[str, Any]:
@@ -174,21 +188,55 @@ def cases(backend: str, quick: bool, sizes: Sequence[int] | None = None) -> list
             def host_setup(n=n, phase=phase):
                 return _host_mask(n, phase)
 
-            out.append(Case(f"minkowski-{n}-{phase}", p, setup, _run_minkowski, vox))
-            out.append(Case(f"cpsd-{n}-{phase}", p, setup, _run_cpsd, vox))
-            out.append(Case(f"intrusion-{n}-{phase}", p, setup, _run_intrusion, vox))
-            out.append(Case(f"covariance-{n}-{phase}", p, setup, _run_covariance, vox))
-            out.append(Case(f"geodesic-{n}-{phase}", p, setup, _run_geodesic, vox))
+            out.append(
+                Case(
+                    name=f"minkowski-{n}-{phase}",
+                    params=p,
+                    setup=setup,
+                    run=_run_minkowski,
+                    voxels=vox,
+                )
+            )
+            out.append(
+                Case(name=f"cpsd-{n}-{phase}", params=p, setup=setup, run=_run_cpsd, voxels=vox)
+            )
+            out.append(
+                Case(
+                    name=f"intrusion-{n}-{phase}",
+                    params=p,
+                    setup=setup,
+                    run=_run_intrusion,
+                    voxels=vox,
+                )
+            )
+            out.append(
+                Case(
+                    name=f"covariance-{n}-{phase}",
+                    params=p,
+                    setup=setup,
+                    run=_run_covariance,
+                    voxels=vox,
+                )
+            )
+            out.append(
+                Case(
+                    name=f"geodesic-{n}-{phase}",
+                    params=p,
+                    setup=setup,
+                    run=_run_geodesic,
+                    voxels=vox,
+                )
+            )
             if backend != "numpy":
                 continue  # the peers run on the CPU: compare on the numpy run
             no_ps = None if _have("porespy") else "porespy not installed"
             out.append(
                 Case(
-                    f"porespy-local_thickness-{n}-{phase}",
-                    p,
-                    host_setup,
-                    _peer_local_thickness,
-                    vox,
+                    name=f"porespy-local_thickness-{n}-{phase}",
+                    params=p,
+                    setup=host_setup,
+                    run=_peer_local_thickness,
+                    voxels=vox,
                     skip=no_ps,
                 )
             )
@@ -199,33 +247,33 @@ def cases(backend: str, quick: bool, sizes: Sequence[int] | None = None) -> list
 
             out.append(
                 Case(
-                    f"porespy-porosimetry-{n}-{phase}",
-                    p,
-                    poro_setup,
-                    _peer_porosimetry,
-                    vox,
+                    name=f"porespy-porosimetry-{n}-{phase}",
+                    params=p,
+                    setup=poro_setup,
+                    run=_peer_porosimetry,
+                    voxels=vox,
                     skip=no_ps or ("only at <= 200^3 (minutes)" if big else None),
                 )
             )
             big = n > PEER_MAX["two_point_correlation"]
             out.append(
                 Case(
-                    f"porespy-two_point_correlation-{n}-{phase}",
-                    p,
-                    host_setup,
-                    _peer_two_point,
-                    vox,
+                    name=f"porespy-two_point_correlation-{n}-{phase}",
+                    params=p,
+                    setup=host_setup,
+                    run=_peer_two_point,
+                    voxels=vox,
                     skip=no_ps or ("only at <= 200^3 (~6 GB at 200^3)" if big else None),
                 )
             )
             big = n > PEER_MAX["mcp"]
             out.append(
                 Case(
-                    f"skimage-mcp-{n}-{phase}",
-                    p,
-                    host_setup,
-                    _peer_mcp,
-                    vox,
+                    name=f"skimage-mcp-{n}-{phase}",
+                    params=p,
+                    setup=host_setup,
+                    run=_peer_mcp,
+                    voxels=vox,
                     skip=(None if _have("skimage") else "scikit-image not installed")
                     or ("only at <= 200^3 (95 s at 400^3)" if big else None),
                 )
@@ -238,11 +286,11 @@ def cases(backend: str, quick: bool, sizes: Sequence[int] | None = None) -> list
 
         out.append(
             Case(
-                f"describe-{n}",
-                {"size": n, "phases": ["pore", "solid"]},
-                dsetup,
-                _run_describe,
-                vox,
+                name=f"describe-{n}",
+                params={"size": n, "phases": ["pore", "solid"]},
+                setup=dsetup,
+                run=_run_describe,
+                voxels=vox,
                 notes="both phases, every descriptor",
             )
         )
