@@ -5,10 +5,12 @@ Public API (arrays in, arrays out)::
 
     from cbagpu import CBAParams, preset, generate
     labels = generate(preset("paper"), (200, 200, 200), voxel_size=20, seed=1)
+    d = describe(labels, voxel_size=20)   # descriptors of the solid, pore, graphite phases
 """
 
 from cbagpu._version import __version__
 from cbagpu.backend import BackendUnavailableError, get_backend, gpu_available
+from cbagpu.measure.describe import Description, PhaseDescription, describe
 from cbagpu.memory import InsufficientMemoryError
 from cbagpu.params import PRESETS, CBAParams, VoxelParams, preset
 from cbagpu.simulate import (
@@ -26,11 +28,14 @@ __all__ = [
     "BackendUnavailableError",
     "CBAParams",
     "Components",
+    "Description",
     "InsufficientMemoryError",
     "ModelTheory",
+    "PhaseDescription",
     "Realization",
     "VoxelParams",
     "__version__",
+    "describe",
     "gaussian_field",
     "generate",
     "generate_components",
