@@ -168,6 +168,32 @@ def _have(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
+#: cbagpu's cases: name prefix -> timed function (setup: the phase mask on the backend).
+OURS = {
+    "minkowski": _run_minkowski,
+    "cpsd": _run_cpsd,
+    "intrusion": _run_intrusion,
+    "covariance": _run_covariance,
+    "geodesic": _run_geodesic,
+}
+
+
+def _peer_skip(name: str, n: int) -> str | None:
+    """Why a peer case does not run at edge ``n`` (None: it runs)."""
+    if name.startswith("porespy") and not _have("porespy"):
+        return "porespy not installed"
+    if name.startswith("skimage") and not _have("skimage"):
+        return "scikit-image not installed"
+    limit = {
+        "porespy-porosimetry": ("porosimetry", "minutes"),
+        "porespy-two_point_correlation": ("two_point_correlation", "~6 GB at 200^3"),
+        "skimage-mcp": ("mcp", "95 s at 400^3"),
+    }.get(name)
+    if limit and n > PEER_MAX[limit[0]]:
+        return f"only at <= {PEER_MAX[limit[0]]}^3 ({limit[1]})"
+    return None
+
+
 def cases(backend: str, quick: bool, sizes: Sequence[int] | None = None) -> list[Case]:
     """The cases of the describe suite."""
     if sizes:
@@ -188,96 +214,32 @@ def cases(backend: str, quick: bool, sizes: Sequence[int] | None = None) -> list
             def host_setup(n=n, phase=phase):
                 return _host_mask(n, phase)
 
-            out.append(
-                Case(
-                    name=f"minkowski-{n}-{phase}",
-                    params=p,
-                    setup=setup,
-                    run=_run_minkowski,
-                    voxels=vox,
-                )
-            )
-            out.append(
-                Case(name=f"cpsd-{n}-{phase}", params=p, setup=setup, run=_run_cpsd, voxels=vox)
-            )
-            out.append(
-                Case(
-                    name=f"intrusion-{n}-{phase}",
-                    params=p,
-                    setup=setup,
-                    run=_run_intrusion,
-                    voxels=vox,
-                )
-            )
-            out.append(
-                Case(
-                    name=f"covariance-{n}-{phase}",
-                    params=p,
-                    setup=setup,
-                    run=_run_covariance,
-                    voxels=vox,
-                )
-            )
-            out.append(
-                Case(
-                    name=f"geodesic-{n}-{phase}",
-                    params=p,
-                    setup=setup,
-                    run=_run_geodesic,
-                    voxels=vox,
-                )
-            )
-            if backend != "numpy":
-                continue  # the peers run on the CPU: compare on the numpy run
-            no_ps = None if _have("porespy") else "porespy not installed"
-            out.append(
-                Case(
-                    name=f"porespy-local_thickness-{n}-{phase}",
-                    params=p,
-                    setup=host_setup,
-                    run=_peer_local_thickness,
-                    voxels=vox,
-                    skip=no_ps,
-                )
-            )
-            big = n > PEER_MAX["porosimetry"]
-
             def poro_setup(n=n, phase=phase):
                 return _porosimetry_setup(n, phase)
 
-            out.append(
-                Case(
-                    name=f"porespy-porosimetry-{n}-{phase}",
-                    params=p,
-                    setup=poro_setup,
-                    run=_peer_porosimetry,
-                    voxels=vox,
-                    skip=no_ps or ("only at <= 200^3 (minutes)" if big else None),
+            for head, run in OURS.items():
+                out.append(
+                    Case(name=f"{head}-{n}-{phase}", params=p, setup=setup, run=run, voxels=vox)
                 )
-            )
-            big = n > PEER_MAX["two_point_correlation"]
-            out.append(
-                Case(
-                    name=f"porespy-two_point_correlation-{n}-{phase}",
-                    params=p,
-                    setup=host_setup,
-                    run=_peer_two_point,
-                    voxels=vox,
-                    skip=no_ps or ("only at <= 200^3 (~6 GB at 200^3)" if big else None),
+            if backend != "numpy":
+                continue  # the peers run on the CPU: compare on the numpy run
+            peers = {
+                "porespy-local_thickness": (host_setup, _peer_local_thickness),
+                "porespy-porosimetry": (poro_setup, _peer_porosimetry),
+                "porespy-two_point_correlation": (host_setup, _peer_two_point),
+                "skimage-mcp": (host_setup, _peer_mcp),
+            }
+            for head, (peer_setup, run) in peers.items():
+                out.append(
+                    Case(
+                        name=f"{head}-{n}-{phase}",
+                        params=p,
+                        setup=peer_setup,
+                        run=run,
+                        voxels=vox,
+                        skip=_peer_skip(head, n),
+                    )
                 )
-            )
-            big = n > PEER_MAX["mcp"]
-            out.append(
-                Case(
-                    name=f"skimage-mcp-{n}-{phase}",
-                    params=p,
-                    setup=host_setup,
-                    run=_peer_mcp,
-                    voxels=vox,
-                    skip=(None if _have("skimage") else "scikit-image not installed")
-                    or ("only at <= 200^3 (95 s at 400^3)" if big else None),
-                )
-            )
 
         def dsetup(n=n):
             from cbagpu import get_backend

@@ -112,18 +112,17 @@ def describe_phase(
     ax = AXES[axis]
     mask = be.asarray(mask).astype(bool)
     sec: dict[str, float] = {}
-    t = time.perf_counter()
-    iv = intrinsic_volumes(mask, voxel_size, backend=be)
-    sec["intrinsic_volumes"] = time.perf_counter() - t
-    t = time.perf_counter()
-    con = constrictivity(mask, voxel_size, axis=ax, backend=be)
-    sec["cpsd_intrusion"] = time.perf_counter() - t
-    t = time.perf_counter()
-    geo = geodesic_tortuosity(mask, voxel_size, axis=ax, backend=be)
-    sec["geodesic"] = time.perf_counter() - t
-    t = time.perf_counter()
-    cov = two_point_coverage(mask, voxel_size, max_lag=max_lag, backend=be)
-    sec["covariance"] = time.perf_counter() - t
+
+    def timed(key: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        t = time.perf_counter()
+        out = fn(mask, voxel_size, *args, backend=be, **kwargs)
+        sec[key] = time.perf_counter() - t
+        return out
+
+    iv = timed("intrinsic_volumes", intrinsic_volumes)
+    con = timed("cpsd_intrusion", constrictivity, axis=ax)
+    geo = timed("geodesic", geodesic_tortuosity, axis=ax)
+    cov = timed("covariance", two_point_coverage, max_lag=max_lag)
     return PhaseDescription(
         phase=phase,
         volume_fraction=float(cov.volume_fraction),
