@@ -168,24 +168,12 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
 
 def cmd_describe(args: argparse.Namespace) -> int:
-    import numpy as np
-
-    from cbagpu.io import read_image
     from cbagpu.measure.describe import describe, plot_description
 
-    try:
-        labels, meta = read_image(args.image)
-    except FileNotFoundError:
-        raise UsageError(f"image not found: {args.image}") from None
-    if labels.ndim != 3:
-        raise UsageError(f"{args.image}: a 3D label image is needed, got shape {labels.shape}")
+    labels, meta = _read_labels(args.image)
     voxel_size = args.voxel_size if args.voxel_size is not None else meta.get("voxel_size")
     if voxel_size is None:
         raise UsageError(f"{args.image} has no voxel size in its metadata: pass --voxel-size")
-    extra = np.setdiff1d(np.unique(labels), [0, 1, 2])
-    if extra.size:
-        raise UsageError(f"{args.image}: labels must be 0 (pore), 1 (CBD), 2 (graphite); "
-                         f"found {extra[:5].tolist()}")
     phases = ("solid", "pore", "graphite") if args.phase == "all" else (args.phase,)
     if args.plot:
         from cbagpu.io import check_writable
@@ -220,6 +208,64 @@ def cmd_describe(args: argparse.Namespace) -> int:
         print(f"  {label + (' [' + unit + ']' if unit else ''):26s}{vals}")
     print(f"  time {seconds:.1f} s" + (f"; plot written to {args.plot}" if args.plot else ""))
     return 0
+
+
+def _read_labels(path: str) -> tuple[Any, dict[str, Any]]:
+    """A 3D label image with labels in {0, 1, 2} and its metadata (or a UsageError)."""
+    import numpy as np
+
+    from cbagpu.io import read_image
+
+    try:
+        labels, meta = read_image(path)
+    except FileNotFoundError:
+        raise UsageError(f"image not found: {path}") from None
+    if labels.ndim != 3:
+        raise UsageError(f"{path}: a 3D label image is needed, got shape {labels.shape}")
+    extra = np.setdiff1d(np.unique(labels), [0, 1, 2])
+    if extra.size:
+        raise UsageError(f"{path}: labels must be 0 (pore), 1 (CBD), 2 (graphite); "
+                         f"found {extra[:5].tolist()}")
+    return labels, meta
+
+
+def cmd_transport(args: argparse.Namespace) -> int:
+    from cbagpu.transport import DEFAULT_TOL, parse_sigma, transport
+
+    labels, _ = _read_labels(args.image)
+    sigma = parse_sigma(args.sigma) if args.sigma else None
+    show = None
+    if not args.quiet:
+        start = time.perf_counter()
+        tty = sys.stderr.isatty()
+
+        def show(it: int, spread: float) -> None:
+            msg = f"[{time.perf_counter() - start:7.1f} s] iteration {it}: flux spread {spread:.2e}"
+            print(("\r" + msg.ljust(60)) if tty else msg, end="" if tty else "\n",
+                  file=sys.stderr, flush=True)
+
+    tol = DEFAULT_TOL if args.tol is None else args.tol
+    res = transport(labels, args.phase, args.axis, sigma=sigma, tol=tol,
+                    max_iter=args.max_iter, boundary_offset=args.boundary_offset,
+                    backend=args.backend, progress=show)
+    if show is not None and sys.stderr.isatty():
+        print(file=sys.stderr)
+    if args.json:
+        d = res.to_dict()
+        d["image"] = str(args.image)
+        d["phase"] = args.phase
+        _print_json(d)
+        return 0
+    z, y, x = labels.shape
+    print(f"{args.image}: {z}x{y}x{x} voxels, {args.phase} phase, flow along {'zyx'[res.axis]}, "
+          f"backend {res.backend}")
+    print(f"  epsilon          {res.epsilon:.5g}")
+    print(f"  sigma_eff        {res.sigma_eff:.6g}   (relative to sigma = 1)")
+    print(f"  tau_eff          {res.tau_eff:.6g}   (sum eps_p sigma_p / sigma_eff)")
+    print(f"  M                {res.M:.6g}   (eps / tau_eff, Eq. 27)")
+    print(f"  percolating      {res.percolating_fraction:.4f} of the conducting voxels")
+    print(f"  {res.message}; {res.seconds:.1f} s")
+    return 0 if res.converged else 1
 
 
 def cmd_info(args: argparse.Namespace) -> int:
@@ -293,6 +339,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="plot CPSD/intrusion curves and the centred C(h)")
     d.add_argument("--quiet", action="store_true", help="no progress on stderr")
     d.set_defaults(func=cmd_describe)
+
+    tr = sub.add_parser(
+        "transport", help="effective conductivity, tortuosity factor and M-factor",
+        description="Steady conduction between two opposite faces (phi = 1, phi = 0; no flux "
+                    "through the others) by multigrid-preconditioned conjugate gradients. "
+                    "Solid phase: graphite 1, CBD 0.01, pore 0; pore phase: pore 1 (NOTES "
+                    "§7). Exit status 1 when the iteration limit is reached first.")
+    tr.add_argument("image", help="label image (.tif, .npy, .raw, .zarr)")
+    tr.add_argument("--phase", choices=("solid", "pore"), default="solid")
+    tr.add_argument("--axis", choices=("z", "y", "x"), default="z", help="flow axis")
+    tr.add_argument("--sigma", default=None, metavar="L=S,...",
+                    help="conductivity per label, e.g. 0=0,1=0.01,2=1 (default: the phase's)")
+    tr.add_argument("--tol", type=float, default=None, metavar="T",
+                    help="stop when the fluxes through all cross-sections agree to "
+                         "(max-min)/mean <= T (default 1e-2: tau within ~1e-4 of converged)")
+    tr.add_argument("--max-iter", type=int, default=2000)
+    tr.add_argument("--boundary-offset", type=float, default=0.5, metavar="VOXELS",
+                    help="Dirichlet planes this far outside the end-layer centres (0.5: on "
+                         "the outer faces, length N; 1.0: TauFactor MultiPhaseSolver, N+1)")
+    tr.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="auto")
+    tr.add_argument("--json", action="store_true", help="print one JSON object")
+    tr.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    tr.set_defaults(func=cmd_transport)
+
+    from cbagpu.prepare import cli as prepare_cli
+
+    prepare_cli.add_parser(sub)
 
     i = sub.add_parser("info", help="version and backend availability")
     i.add_argument("--json", action="store_true")
