@@ -51,7 +51,7 @@ def host_kernels(tmp_path_factory):
         pytest.skip("no C++ compiler")
     out = tmp_path_factory.mktemp("kernels")
     libs = {}
-    for name in ("noise", "raster", "combine"):
+    for name in ("noise", "raster", "combine", "transport"):
         src = out / f"{name}.cpp"
         src.write_text(f'#include "{SHIM}"\n' + (kernel_dir() / f"{name}.cu").read_text())
         lib = out / f"lib{name}.so"
@@ -137,3 +137,33 @@ def test_threshold_kernel_matches_twin(host_kernels):
         _threshold_numpy(block, piece.field_slices, twin, piece.window_slices, 0.3)
     np.testing.assert_array_equal(host, twin)
     assert set(np.unique(twin)) == {0, 1}
+
+
+def test_transport_kernels_match_twins(host_kernels):
+    from cbagpu.transport import cuda_kernels as ck
+    from cbagpu.transport.conductance import fine_level
+
+    lib = host_kernels["transport"]
+    rng = np.random.default_rng(11)
+    shape = (9, 7, 11)  # odd sizes: partial 2x2x2 blocks
+    s = (rng.random(shape) * (rng.random(shape) > 0.3)).astype(np.float32)
+    lev = fine_level(np, s, 0.5)  # kern None: the array-module twins
+    z = rng.random(shape).astype(np.float32)
+    r = rng.random(shape).astype(np.float32)
+    out = np.empty(shape, np.float32)
+    call(lib.cba_apply_f32, ck.apply_args(lev, z, out))
+    np.testing.assert_allclose(out, lev.apply(z), rtol=1e-5, atol=1e-5)
+    z64 = z.astype(np.float64)
+    call(lib.cba_apply_f64, ck.apply_args(lev, z64, out))
+    np.testing.assert_allclose(out, lev.apply(z64), rtol=1e-5, atol=1e-5)
+    for color in (0, 1):
+        host = z.copy()
+        call(lib.cba_gauss_seidel, ck.gauss_seidel_args(lev, r, host, color))
+        np.testing.assert_allclose(host, lev.gauss_seidel(r, z.copy(), color), rtol=1e-5,
+                                   atol=1e-6)
+    rc = np.empty((5, 4, 6), np.float32)
+    call(lib.cba_residual_restrict, ck.restrict_args(lev, r, z, rc))
+    np.testing.assert_allclose(rc, lev.residual_restricted(r, z), rtol=1e-4, atol=1e-5)
+    host = z.copy()
+    call(lib.cba_add_prolonged, ck.prolong_args(host, rc))
+    np.testing.assert_array_equal(host, lev.add_prolonged(z.copy(), rc))

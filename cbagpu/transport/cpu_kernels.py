@@ -138,3 +138,21 @@ def warm_up() -> None:
     gauss_seidel(g, g, g, f, f, z, z.copy(), 0)
     residual_restricted(g, g, g, f, f, z, z, np.empty((1, 1, 1), np.float32))
     add_prolonged(z, np.ones((1, 1, 1), np.float32))
+
+
+class NumbaKernels:
+    """The kernels above behind the interface of ``Level.kern``."""
+
+    name = "numba"
+
+    def apply(self, lev, z, out):  # noqa: ANN001, ANN201, D102
+        return apply(*lev.g, lev.g_in, lev.g_out, z, out)
+
+    def gauss_seidel(self, lev, r, z, color):  # noqa: ANN001, ANN201, D102
+        return gauss_seidel(*lev.g, lev.g_in, lev.g_out, r, z, color)
+
+    def residual_restricted(self, lev, r, z, rc):  # noqa: ANN001, ANN201, D102
+        return residual_restricted(*lev.g, lev.g_in, lev.g_out, r, z, rc)
+
+    def add_prolonged(self, lev, z, ec):  # noqa: ANN001, ANN201, D102
+        return add_prolonged(z, ec)

@@ -252,7 +252,7 @@ def effective_conductivity(
         )
     s *= active
     fine = fine_level(xp, s, boundary_offset)
-    fine.fused = be.name == "numpy"
+    fine.kern = _fused_kernels(be)
     del s
     levels = _hierarchy(fine)
     coarse_inv = xp.asarray(np.linalg.inv(assemble_dense(levels[-1])))
@@ -305,6 +305,17 @@ def _check_axis(axis: int | str) -> int:
         return AXES[axis]
     except (KeyError, TypeError):
         raise ValueError(f"axis must be 0, 1, 2 or 'z', 'y', 'x'; got {axis!r}") from None
+
+
+def _fused_kernels(be: Backend) -> Any:
+    """The fused kernels of this backend (Numba on the CPU, CUDA on the GPU)."""
+    if be.name == "cupy":
+        from cbagpu.transport.cuda_kernels import CudaKernels
+
+        return CudaKernels(be)
+    from cbagpu.transport.cpu_kernels import NumbaKernels
+
+    return NumbaKernels()
 
 
 def _hierarchy(fine: Level) -> list[Level]:
@@ -435,6 +446,9 @@ def _pcg(
         _axpy(xp, -alpha, q, r)
         rz_old = rz
         it += 1
+    flux = slice_fluxes(fine, x)  # of the final potential, whatever stopped the loop
+    mean = flux.mean()
+    spread = float((flux.max() - flux.min()) / mean) if mean > 0 else math.inf
     res = math.sqrt(max(_dot(xp, r, r), 0.0)) / bnorm if bnorm > 0 else 0.0
     return x, {
         "iterations": it,
