@@ -15,6 +15,8 @@ first/last layer along axis 0.
 
 from __future__ import annotations
 
+import types
+
 import numpy as np
 from numba import njit, prange
 
@@ -57,8 +59,7 @@ def _row(g0, g1, g2, gin, gout, z, i, j, s, d):  # noqa: ANN001, ANN202
             d[k] += gout[j, k]
 
 
-@njit(parallel=True, cache=True)
-def apply(g0, g1, g2, gin, gout, z, out):  # noqa: ANN001, ANN201
+def _apply_body(g0, g1, g2, gin, gout, z, out):  # noqa: ANN001, ANN201
     """``out = A z``."""
     n0, n1, n2 = z.shape
     for i in prange(n0):
@@ -73,8 +74,7 @@ def apply(g0, g1, g2, gin, gout, z, out):  # noqa: ANN001, ANN201
     return out
 
 
-@njit(parallel=True, cache=True)
-def gauss_seidel(g0, g1, g2, gin, gout, r, z, color):  # noqa: ANN001, ANN201
+def _gauss_seidel_body(g0, g1, g2, gin, gout, r, z, color):  # noqa: ANN001, ANN201
     """One half-sweep of red-black Gauss-Seidel for ``A z = r``, in place: every voxel
     with ``(i + j + k) % 2 == color`` and a non-zero diagonal gets ``(r + s) / D``.
 
@@ -94,8 +94,7 @@ def gauss_seidel(g0, g1, g2, gin, gout, r, z, color):  # noqa: ANN001, ANN201
     return z
 
 
-@njit(parallel=True, cache=True)
-def residual_restricted(g0, g1, g2, gin, gout, r, z, rc):  # noqa: ANN001, ANN201
+def _residual_restricted_body(g0, g1, g2, gin, gout, r, z, rc):  # noqa: ANN001, ANN201
     """``rc = R (r - A z)``: residuals summed over 2x2x2 blocks."""
     n0, n1, n2 = z.shape
     c0 = rc.shape[0]
@@ -114,8 +113,7 @@ def residual_restricted(g0, g1, g2, gin, gout, r, z, rc):  # noqa: ANN001, ANN20
     return rc
 
 
-@njit(parallel=True, cache=True)
-def add_prolonged(z, ec):  # noqa: ANN001, ANN201
+def _add_prolonged_body(z, ec):  # noqa: ANN001, ANN201
     """``z += P ec``: every voxel gets the value of its 2x2x2 parent."""
     n0, n1, n2 = z.shape
     for i in prange(n0):
@@ -127,17 +125,66 @@ def add_prolonged(z, ec):  # noqa: ANN001, ANN201
     return z
 
 
+def _variants(body):  # noqa: ANN001, ANN202
+    """(parallel, serial) compilations of one kernel body (``prange`` is ``range`` in the
+    serial one).  Small grids run serially: a parallel region costs a thread barrier,
+    milliseconds when the cores are shared.  The serial copy gets its own name so that the
+    two do not share (and overwrite) one entry of Numba's on-disk cache."""
+    serial = types.FunctionType(body.__code__, body.__globals__, body.__name__ + "_serial")
+    serial.__qualname__ = body.__qualname__ + "_serial"
+    return njit(parallel=True, cache=True)(body), njit(cache=True)(serial)
+
+
+apply_par, apply_ser = _variants(_apply_body)
+gauss_seidel_par, gauss_seidel_ser = _variants(_gauss_seidel_body)
+residual_restricted_par, residual_restricted_ser = _variants(_residual_restricted_body)
+add_prolonged_par, add_prolonged_ser = _variants(_add_prolonged_body)
+
+#: Grids of at least this many voxels use the parallel kernels.
+PARALLEL_MIN_VOXELS = 1 << 18
+
+
+def _pick(par, ser, n):  # noqa: ANN001, ANN202
+    return par if n >= PARALLEL_MIN_VOXELS else ser
+
+
+def apply(g0, g1, g2, gin, gout, z, out):  # noqa: ANN001, ANN201
+    """``out = A z``."""
+    return _pick(apply_par, apply_ser, z.size)(g0, g1, g2, gin, gout, z, out)
+
+
+def gauss_seidel(g0, g1, g2, gin, gout, r, z, color):  # noqa: ANN001, ANN201
+    """Half a red-black Gauss-Seidel sweep in place (see ``_gauss_seidel_body``)."""
+    return _pick(gauss_seidel_par, gauss_seidel_ser, z.size)(g0, g1, g2, gin, gout, r, z,
+                                                             color)
+
+
+def residual_restricted(g0, g1, g2, gin, gout, r, z, rc):  # noqa: ANN001, ANN201
+    """``rc = R (r - A z)``."""
+    return _pick(residual_restricted_par, residual_restricted_ser, z.size)(
+        g0, g1, g2, gin, gout, r, z, rc)
+
+
+def add_prolonged(z, ec):  # noqa: ANN001, ANN201
+    """``z += P ec``."""
+    return _pick(add_prolonged_par, add_prolonged_ser, z.size)(z, ec)
+
+
 def warm_up() -> None:
-    """Compile the kernels for float32/float64 fields (cached on disk by Numba)."""
-    for dt in (np.float32, np.float64):
-        g = np.ones((2, 2, 2), np.float32)
-        f = np.ones((2, 2), np.float32)
-        z = np.ones((2, 2, 2), dt)
-        apply(g, g, g, f, f, z, np.empty_like(z))
+    """Compile every variant the solver uses (cached on disk by Numba afterwards)."""
+    g = np.ones((2, 2, 2), np.float32)
+    f = np.ones((2, 2), np.float32)
     z = np.ones((2, 2, 2), np.float32)
-    gauss_seidel(g, g, g, f, f, z, z.copy(), 0)
-    residual_restricted(g, g, g, f, f, z, z, np.empty((1, 1, 1), np.float32))
-    add_prolonged(z, np.ones((1, 1, 1), np.float32))
+    e = np.ones((1, 1, 1), np.float32)
+    for ap, gs, rr, ap2 in ((apply_par, gauss_seidel_par, residual_restricted_par,
+                             add_prolonged_par),
+                            (apply_ser, gauss_seidel_ser, residual_restricted_ser,
+                             add_prolonged_ser)):
+        ap(g, g, g, f, f, z.astype(np.float64), np.empty_like(z))
+        ap(g, g, g, f, f, z, np.empty_like(z))
+        gs(g, g, g, f, f, z, z.copy(), 0)
+        rr(g, g, g, f, f, z, z, e.copy())
+        ap2(z.copy(), e)
 
 
 class NumbaKernels:
