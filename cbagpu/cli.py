@@ -363,8 +363,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--quiet", action="store_true", help="no progress on stderr")
     tr.set_defaults(func=cmd_transport)
 
+    from cbagpu.fit import cli as fit_cli
     from cbagpu.prepare import cli as prepare_cli
 
+    fit_cli.add_parser(sub)
     prepare_cli.add_parser(sub)
 
     i = sub.add_parser("info", help="version and backend availability")

@@ -1,0 +1,173 @@
+"""The calibration report: Table 1 (Ξ1 densities), Figure 4 (ρ̂ vs fitted ρ), Figure A2 (CPSD
+of the image vs realizations for every θ tried), Table 2 (fitted parameters with units) and
+the seconds spent per stage."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from cbagpu.params import PARAM_NAMES, CBAParams
+
+from .graphite import GraphiteFit
+from .grf import GRFFit
+from .pores import PoreFit
+
+__all__ = ["PARAM_UNITS", "FitReport", "plot_report"]
+
+#: Units of Table 2.
+PARAM_UNITS: dict[str, str] = {
+    "lambda_x": "nm^-3",
+    "alpha1": "nm",
+    "alpha2": "nm",
+    "gamma": "-",
+    "mu": "-",
+    "eta": "nm^-1",
+    "theta": "nm^-1",
+    "lambda_y": "nm^-3",
+}
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """Everything the calibration measured and chose (see :func:`cbagpu.fit.fit`).
+
+    ``graphite`` is None when the image has no graphite; ``seconds`` maps each stage
+    (``graphite``, ``grf``, ``pores``, ``total``) to wall seconds; ``notes`` are the warnings
+    issued during the fit; ``image`` holds shape, voxel size and phase fractions.
+    """
+
+    params: CBAParams
+    graphite: GraphiteFit | None
+    grf: GRFFit
+    pores: PoreFit
+    seconds: dict[str, float]
+    image: dict[str, Any]
+    backend: str
+    notes: tuple[str, ...] = field(default=())
+
+    def table2(self) -> list[dict[str, Any]]:
+        """Fitted parameters with the units of Table 2 (and the component they belong to)."""
+        comp = {"lambda_x": "Xi1", "alpha1": "Xi1", "alpha2": "Xi1", "gamma": "Xi1",
+                "mu": "Xi2", "eta": "Xi2", "theta": "Xi3", "lambda_y": "Xi3"}
+        return [
+            {"name": n, "component": comp[n], "value": getattr(self.params, n),
+             "unit": PARAM_UNITS[n]}
+            for n in PARAM_NAMES
+        ]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN → None)."""
+        return _clean({
+            "image": self.image,
+            "backend": self.backend,
+            "table2": self.table2(),
+            "table1": None if self.graphite is None else self.graphite.residuals(),
+            "graphite": None if self.graphite is None else self.graphite.to_dict(),
+            "grf": self.grf.to_dict(),
+            "pores": self.pores.to_dict(),
+            "seconds": dict(self.seconds),
+            "notes": list(self.notes),
+        })
+
+    def text(self) -> str:
+        """Plain-text summary: Table 1, ROI and Ξ2 fit, θ search, Table 2, timings."""
+        lines = []
+        im = self.image
+        lines.append(
+            f"image {'x'.join(map(str, im['shape']))} voxels at {im['voxel_size']:g} nm; "
+            f"pore {im['pore']:.4f}, CBD {im['cbd']:.4f}, graphite {im['graphite']:.4f}"
+        )
+        if self.graphite is not None:
+            lines.append("Table 1 (graphite, Xi1): image vs calibrated Boolean model")
+            lines.append(f"  {'':12s}{'image':>13s}{'model':>13s}{'rel. resid.':>13s}")
+            for n, r in self.graphite.residuals().items():
+                rel = r["relative"]
+                lines.append(f"  {n + ' [' + r['unit'] + ']':12s}"
+                             + f"{r['image']:13.5g}{r['model']:13.5g}"
+                             + (f"{rel:13.2e}" if math.isfinite(rel) else f"{'-':>13s}"))
+        else:
+            lines.append("graphite: none in the image (Xi1 not fitted)")
+        g = self.grf
+        lines.append(
+            f"Xi2 ROI ({g.roi_source}): {', '.join(map(str, g.boxes))} "
+            f"({g.roi_voxels} voxels); V2 = {g.V2:.4f}, mu = {g.mu:.4f}, "
+            f"eta = {g.eta:.5g} nm^-1 (LS over {g.n_fit_lags} lags, rmse {g.rmse:.3g})"
+        )
+        if math.isfinite(g.large_pore_radius):
+            lines.append(f"  large pores: pore voxels in balls of radius >= "
+                         f"{g.large_pore_radius:g} nm "
+                         f"(forbidden {100 * g.forbidden_fraction:.1f} %)")
+            if g.small_pore_correction != 1.0:
+                lines.append(f"  V2 corrected by x{g.small_pore_correction:.4f} for the "
+                             "large-pore balls smaller than that left in the ROI")
+        p = self.pores
+        if len(p.thetas):
+            tried = ", ".join(f"{t:.5g}: {d:.3g}" for t, d in zip(p.thetas, p.distances,
+                                                                    strict=True))
+            lines.append(f"Xi3: V3 = {p.V3:.4f}; L1 CPSD distance (nm) per theta: {tried}")
+        lines.append("Table 2 (fitted parameters)")
+        for row in self.table2():
+            lines.append(f"  {row['name']:9s} {row['value']:12.5g} {row['unit']}")
+        sec = ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
+        lines.append(f"time: {sec}")
+        for n in self.notes:
+            lines.append(f"note: {n}")
+        return "\n".join(lines)
+
+
+def _clean(o: Any) -> Any:
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    if hasattr(o, "_asdict"):
+        return _clean(o._asdict())
+    return o
+
+
+def plot_report(report: FitReport, path: str) -> None:
+    """Write a PNG with Figure 4 (ρ̂ and the fitted ρ), Figure A2 (CPSD of the image and the
+    mean CPSD of the realizations for each θ) and the Table 1 relative residuals."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
+    g = report.grf
+    ax[0].plot(g.h, g.rho_hat, "o", ms=3, label="non-parametric (Eq. 21 inverted)")
+    ax[0].plot(g.h, g.rho_fit, "-", label=f"Eq. 2, eta = {g.eta:.4g} nm$^{{-1}}$")
+    ax[0].set_xlabel("h [nm]")
+    ax[0].set_ylabel("rho(h)")
+    ax[0].set_title("Figure 4: covariance of Z")
+    ax[0].legend()
+    p = report.pores
+    if len(p.thetas):
+        order = np.argsort(p.thetas)
+        cmap = plt.get_cmap("viridis")
+        for j, i in enumerate(order):
+            ax[1].plot(p.r, p.mean_cpsd[i], color=cmap(j / max(1, len(order) - 1)), lw=1,
+                       label=f"theta {p.thetas[i]:.4g}")
+        ax[1].plot(p.r, p.image_cpsd, "k--", lw=2, label="image")
+        ax[1].legend(fontsize=6)
+    ax[1].set_xlabel("r [nm]")
+    ax[1].set_ylabel("CPSD(r)")
+    ax[1].set_title("Figure A2: pore CPSD, image vs realizations")
+    if report.graphite is not None:
+        res = report.graphite.residuals()
+        names = list(res)
+        ax[2].bar(names, [res[n]["relative"] for n in names])
+        ax[2].axhline(0, color="k", lw=0.5)
+        ax[2].set_ylabel("(model - image) / |image|")
+        ax[2].set_title("Table 1: graphite densities")
+    else:
+        ax[2].text(0.5, 0.5, "no graphite", ha="center")
+        ax[2].set_axis_off()
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
