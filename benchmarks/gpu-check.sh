@@ -4,7 +4,9 @@
 # generate suite on numpy at 200^3 for a CPU number on the same machine. Full logs go to
 # $OUT (the folder whose files come back: at most 8 files, two folders deep).
 #
-# Prepare here:   ../shared/tools/gpu-wheels.sh        (fills .whl/, ignored by git)
+# Prepare here:   ../shared/tools/gpu-wheels.sh edt numba llvmlite tifffile
+#                 (fills .whl/, ignored by git; the device has CuPy, NumPy, SciPy but not
+#                 cuCIM, edt or Numba, which the CPU-side twins of the tests import)
 # Run on the GPU machine, from the project root:
 #   bash benchmarks/gpu-check.sh                 # every benchmarks/suite_*.py
 #   bash benchmarks/gpu-check.sh "generate"      # only these suites
@@ -17,7 +19,7 @@ mkdir -p "$OUT"
 cd "$(dirname "$0")/.." || exit 1
 BENCH_ARGS=${BENCH_ARGS:-}
 # Time limits (seconds); keep their sum inside the device call's timeout_s.
-PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-180}   # the test suite
+PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-300}   # the test suite
 SUITE_TIMEOUT=${SUITE_TIMEOUT:-240}     # each benchmark suite on cupy
 CPU_TIMEOUT=${CPU_TIMEOUT:-90}          # generate on numpy at 200^3
 RESULTS=benchmarks/results

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Case
+from benchmarks.images import paper_realization
 
 SUITE_NAME = "describe"
 SIZES = (200, 400)
@@ -45,24 +46,10 @@ TARGETS: dict[str, Any] = {"text": TARGET_TEXT}
 
 
 def _image(n: int, backend: str) -> Any:
-    """The paper realization (seed 1, 20 nm), generated once in a separate process and
-    cached as .npy, so that the generator's memory does not count in the cases' peaks."""
-    import os
-    import subprocess
-    import sys
-    import tempfile
-
+    """The paper realization (seed 1, 20 nm), cached (see benchmarks/images.py)."""
     from cbagpu import get_backend
 
-    path = os.path.join(tempfile.gettempdir(), f"cbagpu-bench-describe-{n}.npy")
-    if not os.path.exists(path):
-        code = (
-            "import numpy as np, os, sys; from cbagpu import generate, preset; "
-            f"a = generate(preset('paper'), ({n}, {n}, {n}), {VOXEL_NM}, 1, backend='numpy'); "
-            f"np.save({path!r} + '.tmp.npy', a); os.replace({path!r} + '.tmp.npy', {path!r})"
-        )
-        subprocess.run([sys.executable, "-c", code], check=True)
-    return get_backend(backend).asarray(np.load(path))
+    return get_backend(backend).asarray(paper_realization(n, VOXEL_NM, 1))
 
 
 def _mask(n: int, phase: str, backend: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Case
+from benchmarks.images import paper_realization
 
 SUITE_NAME = "fit"
 #: (edge, voxel size nm) of the default cases; the GPU adds GPU_CASES, --quick runs QUICK.
@@ -30,20 +31,7 @@ TARGETS: dict[str, Any] = {"text": TARGET_TEXT, "cpu_320_40nm_s": 300.0,
 
 
 def _image(n: int, s: float) -> np.ndarray:
-    import os
-    import subprocess
-    import sys
-    import tempfile
-
-    path = os.path.join(tempfile.gettempdir(), f"cbagpu-bench-fit-{n}-{s:g}nm.npy")
-    if not os.path.exists(path):
-        code = (
-            "import numpy as np, os; from cbagpu import generate, preset; "
-            f"a = generate(preset('paper'), ({n}, {n}, {n}), {s}, 1, backend='numpy'); "
-            f"np.save({path!r} + '.tmp.npy', a); os.replace({path!r} + '.tmp.npy', {path!r})"
-        )
-        subprocess.run([sys.executable, "-c", code], check=True)
-    return np.load(path)
+    return paper_realization(n, s, 1)
 
 
 def _setup(n: int, s: float, backend: str) -> dict[str, Any]:
