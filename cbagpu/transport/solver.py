@@ -9,10 +9,11 @@ after the coarse correction, exact solve on the coarsest grid).  The solver is m
 and written once against the backend's array module (NumPy on the CPU, CuPy on the GPU);
 on the CPU the stencil sweeps run as fused Numba kernels (:mod:`cpu_kernels`).
 
-Precision: conductances and the CG vectors r, p, z are float32 (``dtype``); the potential
-is accumulated in float64, because the fluxes through highly conducting regions are
-differences of nearly equal potentials; dot products are float64.  Memory: 12 bytes per
-voxel of conductances, 8 + 3 x 4 of vectors, about 3 more for the coarse levels.
+Precision: conductances and the CG vectors x, r, p, z are float32 (``dtype``), dot products
+float64.  For ``tol < 1e-3`` the potential x is accumulated in float64: the fluxes through
+highly conducting regions are differences of nearly equal potentials, and with a float32
+potential the flux spread stalls near 5e-4.  Memory: 12 bytes per voxel of conductances,
+16 of vectors (20 with a float64 potential), about 3 for the coarse levels.
 
 Conventions (what the numbers mean):
 
@@ -59,7 +60,12 @@ DEFAULT_TOL = 1e-2
 
 COARSEST_CELLS = 1500  # the coarsest grid is solved exactly (dense inverse)
 NU = 1  # red-black Gauss-Seidel sweeps before and after the coarse correction
-BYTES_PER_VOXEL = 36  # 3 conductances, x (float64), r, p, z and the coarse levels
+BYTES_PER_VOXEL = 32  # 3 conductances, x, r, p, z (float32) and the coarse levels
+
+#: Below this tolerance the potential is accumulated in float64 (+4 bytes per voxel): the
+#: fluxes through highly conducting regions are differences of nearly equal potentials, and
+#: with a float32 potential their spread stalls near 5e-4 (solid phase, graphite sigma = 1).
+PRECISE_TOL = 1e-3
 
 
 @dataclass(frozen=True)
@@ -171,8 +177,7 @@ def transport(
     sig = dict(PHASE_SIGMA[phase]) if sigma is None else dict(sigma)
     be = get_backend(backend)
     lab = be.asarray(labels)
-    eps_mask = (lab > 0) if phase == "solid" else (lab == 0)
-    eps = float(eps_mask.mean())
+    eps = float(((lab > 0) if phase == "solid" else (lab == 0)).mean())
     return effective_conductivity(
         lab, sig, axis, tol=tol, max_iter=max_iter, boundary_offset=boundary_offset,
         backend=be, progress=progress, return_potential=return_potential, epsilon=eps,
@@ -219,7 +224,7 @@ def effective_conductivity(
         raise ValueError(f"labels must be a non-empty 3D image, got shape {tuple(lab.shape)}")
     if lab.dtype.kind not in "ui" or (lab.size and (int(lab.min()) < 0 or int(lab.max()) > 255)):
         raise ValueError(f"labels must be integers in 0..255, got dtype {lab.dtype}")
-    need = int(lab.size) * BYTES_PER_VOXEL * dtype.itemsize // 4
+    need = int(lab.size) * (BYTES_PER_VOXEL * dtype.itemsize // 4 + 4 * (tol < PRECISE_TOL))
     avail = be.available_memory()
     if need > avail:
         raise InsufficientMemoryError(
@@ -251,6 +256,8 @@ def effective_conductivity(
             np.full(_moved(shape, ax), np.nan, np.float32) if return_potential else None,
         )
     s *= active
+    if not return_potential:
+        del active
     fine = fine_level(xp, s, boundary_offset)
     fine.kern = _fused_kernels(be)
     del s
@@ -259,7 +266,8 @@ def effective_conductivity(
     L = shape[0] - 1 + 2 * boundary_offset
     area = shape[1] * shape[2]
 
-    x, info = _pcg(be, levels, coarse_inv, tol, int(max_iter), L, progress)
+    x_dtype = np.float64 if (dtype == np.float64 or tol < PRECISE_TOL) else np.float32
+    x, info = _pcg(be, levels, coarse_inv, tol, int(max_iter), L, progress, x_dtype)
     flux = info["flux"]
     mean_flux = float(flux.mean())
     sigma_eff = mean_flux * L / area
@@ -397,6 +405,7 @@ def _pcg(
     max_iter: int,
     length: float,
     progress: Progress | None,
+    x_dtype: Any,
 ) -> tuple[Any, dict[str, Any]]:
     """Preconditioned conjugate gradients on the finest level; stops on the flux spread."""
     xp = be.xp
@@ -405,7 +414,7 @@ def _pcg(
     # start from the linear profile between the Dirichlet planes
     off = (length - (n0 - 1)) / 2
     prof = 1.0 - (off + np.arange(n0)) / length
-    x = xp.empty(fine.shape, dtype=np.float64)  # float64: fluxes from tiny differences
+    x = xp.empty(fine.shape, dtype=x_dtype)
     x[...] = xp.asarray(prof)[:, None, None]
     r = xp.empty(fine.shape, dtype=fine.dtype)
     fine.apply(x, out=r)
