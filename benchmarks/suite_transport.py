@@ -12,7 +12,8 @@ Cases for each window edge ``n`` (voxels of 40 nm, ``generate(preset("paper"), (
   convention is our ``boundary_offset=1.0``: compare with the reference's ``tau_offset1``;
   pore: binary ``Solver``, the same convention as ours), at its default convergence
   criterion (conv_crit 1e-2), in chunks of 500 iterations until it converges or
-  :data:`TF_BUDGET_S` seconds have passed (then ``converged`` is false and the time is a
+  :data:`TF_BUDGET_S` seconds have passed (environment ``CBAGPU_BENCH_TF_BUDGET``,
+  default 900) (then ``converged`` is false and the time is a
   lower bound).  Its warm-up run does 100 iterations only (PyTorch start-up), so that the
   harness does not spend the budget twice.
 
@@ -25,6 +26,7 @@ the over-converged reference) for both phases of a 200^3 and a 300^3 paper reali
 from __future__ import annotations
 
 import importlib.util
+import os
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -32,13 +34,14 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Case
+from benchmarks.images import paper_realization
 
 SUITE_NAME = "transport"
 SIZES = (200, 300)
 QUICK_SIZES = (48,)
 GPU_SIZES = (400, 800)
 VOXEL_NM = 40.0
-TF_BUDGET_S = 900.0
+TF_BUDGET_S = float(os.environ.get("CBAGPU_BENCH_TF_BUDGET", "900"))  # seconds per TauFactor run
 TARGET_TEXT = (
     "CPU: >= 5x faster than TauFactor at equal accuracy (tau within 0.5 % of the "
     "over-converged reference), both phases, 200^3 and 300^3 at 40 nm; <= 32 B/voxel"
@@ -47,22 +50,7 @@ TARGETS: dict[str, Any] = {"text": TARGET_TEXT}
 
 
 def _image(n: int) -> np.ndarray:
-    """The paper realization (seed 1, 40 nm), generated once in a separate process and
-    cached as .npy, so that the generator's memory does not count in the cases' peaks."""
-    import os
-    import subprocess
-    import sys
-    import tempfile
-
-    path = os.path.join(tempfile.gettempdir(), f"cbagpu-bench-transport-{n}.npy")
-    if not os.path.exists(path):
-        code = (
-            "import numpy as np, os; from cbagpu import generate, preset; "
-            f"a = generate(preset('paper'), ({n}, {n}, {n}), {VOXEL_NM}, 1, backend='numpy'); "
-            f"np.save({path!r} + '.tmp.npy', a); os.replace({path!r} + '.tmp.npy', {path!r})"
-        )
-        subprocess.run([sys.executable, "-c", code], check=True)
-    return np.load(path)
+    return paper_realization(n, VOXEL_NM, 1)
 
 
 def _setup(n: int, phase: str, backend: str) -> dict[str, Any]:
