@@ -261,3 +261,39 @@ def test_module_entry_point_help():
         [sys.executable, "-m", "cbagpu", "--help"], capture_output=True, text=True, timeout=60
     )
     assert res.returncode == 0 and "generate" in res.stdout and "theory" in res.stdout
+
+
+def test_transport_cli(tmp_path, capsys):
+    from cbagpu.io import write_image
+    from cbagpu.transport import transport
+
+    lab = np.full((24, 10, 12), 1, np.uint8)
+    lab[:, 3:6, 4:8] = 0  # a straight pore channel along z: tau = 1
+    lab[:, 0, :] = 2
+    path = tmp_path / "lab.npy"
+    write_image(path, lab, {"voxel_size": 40.0})
+    assert main(["transport", str(path), "--phase", "pore", "--json", "--quiet"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["tau_eff"] == pytest.approx(1.0, rel=1e-6) and d["converged"]
+    assert d["epsilon"] == pytest.approx(12 / 120)
+    for key in ("sigma_eff", "M", "iterations", "seconds", "slice_flux", "phase"):
+        assert key in d
+    ref = transport(lab, "solid", "x", sigma={0: 0.0, 1: 0.5, 2: 1.0})
+    assert main(["transport", str(path), "--axis", "x", "--sigma", "0=0,1=0.5,2=1",
+                 "--json", "--quiet"]) == 0
+    assert json.loads(capsys.readouterr().out)["tau_eff"] == pytest.approx(ref.tau_eff)
+    # not converged within the iteration limit: exit status 1, said in the summary
+    rng = np.random.default_rng(0)
+    write_image(path, rng.integers(0, 3, (20, 16, 16)).astype(np.uint8), {"voxel_size": 40.0})
+    assert main(["transport", str(path), "--tol", "1e-9", "--max-iter", "1", "--quiet"]) == 1
+    assert "NOT converged" in capsys.readouterr().out
+    # bad input: one line, exit 2
+    for argv, msg in (
+        (["--sigma", "0=1,1=x"], "bad conductivity"),
+        (["--tol", "2"], "tol must be in (0, 1)"),
+    ):
+        assert main(["transport", str(path), *argv, "--quiet"]) == 2
+        err = capsys.readouterr().err
+        assert msg in err and err.count("\n") == 1
+    assert main(["transport", str(tmp_path / "none.npy")]) == 2
+    assert "image not found" in capsys.readouterr().err
