@@ -149,6 +149,23 @@ class Case:
     notes: str = ""
 
 
+def select_sizes(
+    sizes: Sequence[int] | None,
+    quick: bool,
+    backend: str,
+    default: Sequence[int],
+    quick_default: Sequence[int],
+    gpu_extra: Sequence[int] = (),
+) -> list[int]:
+    """Window edges of a suite: ``--sizes`` when given, else the quick or the default list
+    (plus ``gpu_extra`` on cupy)."""
+    if sizes:
+        return sorted({int(n) for n in sizes})
+    if quick:
+        return list(quick_default)
+    return list(default) + (list(gpu_extra) if backend == "cupy" else [])
+
+
 # --------------------------------------------------------------------------------------
 # Suites
 

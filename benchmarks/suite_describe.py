@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import Case
+from benchmarks.harness import Case, select_sizes
 from benchmarks.images import paper_realization
 
 SUITE_NAME = "describe"
@@ -183,12 +183,7 @@ def _peer_skip(name: str, n: int) -> str | None:
 
 def cases(backend: str, quick: bool, sizes: Sequence[int] | None = None) -> list[Case]:
     """The cases of the describe suite."""
-    if sizes:
-        size_list = sorted({int(n) for n in sizes})
-    elif quick:
-        size_list = list(QUICK_SIZES)
-    else:
-        size_list = list(SIZES) + (list(GPU_SIZES) if backend == "cupy" else [])
+    size_list = select_sizes(sizes, quick, backend, SIZES, QUICK_SIZES, GPU_SIZES)
     out: list[Case] = []
     for n in size_list:
         vox = n**3

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import Case, SkipCase, available_host_bytes, usable_cores
+from benchmarks.harness import Case, SkipCase, available_host_bytes, select_sizes, usable_cores
 
 SUITE_NAME = "generate"
 
@@ -337,14 +337,8 @@ def _porespy_case(n: int, free_host: int | None) -> Case:
 
 def cases(backend: str, quick: bool, sizes: Sequence[int] | None = None) -> list[Case]:
     """The cases of the generate suite for ``backend`` ("numpy" or "cupy")."""
-    if sizes:
-        size_list = sorted({int(s) for s in sizes})
-    elif quick:
-        size_list = list(QUICK_SIZES)
-    else:
-        size_list = list(SIZES)
-        if backend == "cupy":
-            size_list += [*GPU_SIZES, *GPU_LARGE_SIZES]
+    size_list = select_sizes(sizes, quick, backend, SIZES, QUICK_SIZES,
+                             [*GPU_SIZES, *GPU_LARGE_SIZES])
     free_device = _free_device_bytes() if backend == "cupy" else None
     free_host = available_host_bytes()
     out: list[Case] = []

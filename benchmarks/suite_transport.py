@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks.harness import Case
+from benchmarks.harness import Case, select_sizes
 from benchmarks.images import paper_realization
 
 SUITE_NAME = "transport"
@@ -116,12 +116,7 @@ def _run_taufactor(s: dict[str, Any]) -> dict[str, float]:
 
 def cases(backend: str, quick: bool, sizes: Sequence[int] | None = None) -> list[Case]:
     """The cases of the transport suite."""
-    if sizes:
-        size_list = sorted({int(n) for n in sizes})
-    elif quick:
-        size_list = list(QUICK_SIZES)
-    else:
-        size_list = list(SIZES) + (list(GPU_SIZES) if backend == "cupy" else [])
+    size_list = select_sizes(sizes, quick, backend, SIZES, QUICK_SIZES, GPU_SIZES)
     have_tf = importlib.util.find_spec("taufactor") is not None
     out: list[Case] = []
     for n in size_list:

@@ -27,6 +27,16 @@ class _Parser(argparse.ArgumentParser):
 
 
 # ----------------------------------------------------------------------------- helpers
+def add_run_options(p: argparse.ArgumentParser, json_help: str = "print one JSON object",
+                    backend: bool = True, quiet: bool = True) -> None:
+    """The options every job command shares: --backend, --json, --quiet."""
+    if backend:
+        p.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="auto")
+    p.add_argument("--json", action="store_true", help=json_help)
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
 def _add_params_args(p: argparse.ArgumentParser) -> None:
     g = p.add_mutually_exclusive_group()
     g.add_argument(
@@ -308,9 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--out", required=True, help="output file: .tif/.tiff (ImageJ), .npy, .raw (+ .json), .zarr"
     )
-    g.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="auto")
-    g.add_argument("--json", action="store_true", help="print one JSON object")
-    g.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_run_options(g)
     g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser(
@@ -333,11 +341,9 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--phase", choices=("solid", "pore", "graphite", "all"), default="all")
     d.add_argument("--axis", choices=("z", "y", "x"), default="z",
                    help="inlet face (low side) for intrusion and geodesic tortuosity")
-    d.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="auto")
-    d.add_argument("--json", action="store_true", help="print one JSON object")
+    add_run_options(d)
     d.add_argument("--plot", metavar="OUT.png", default=None,
                    help="plot CPSD/intrusion curves and the centred C(h)")
-    d.add_argument("--quiet", action="store_true", help="no progress on stderr")
     d.set_defaults(func=cmd_describe)
 
     tr = sub.add_parser(
@@ -358,9 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--boundary-offset", type=float, default=0.5, metavar="VOXELS",
                     help="Dirichlet planes this far outside the end-layer centres (0.5: on "
                          "the outer faces, length N; 1.0: TauFactor MultiPhaseSolver, N+1)")
-    tr.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="auto")
-    tr.add_argument("--json", action="store_true", help="print one JSON object")
-    tr.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_run_options(tr)
     tr.set_defaults(func=cmd_transport)
 
     from cbagpu.fit import cli as fit_cli

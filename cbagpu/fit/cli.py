@@ -13,6 +13,8 @@ import time
 import warnings
 from typing import Any
 
+from cbagpu.cli import add_run_options
+
 __all__ = ["add_parser", "run"]
 
 
@@ -30,8 +32,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="voxel edge length in nm (default: from the file's metadata)")
     p.add_argument("--out", required=True, metavar="PARAMS.json",
                    help="fitted parameters (loadable by 'cbagpu generate --params')")
-    p.add_argument("--json", action="store_true",
-                   help='print {"params": {...}, "report": {...}} on stdout')
     p.add_argument("--plot", metavar="FIT.png", default=None,
                    help="plot Figure 4 (rho), Figure A2 (CPSD per theta) and Table 1 residuals")
     p.add_argument("--realizations", type=int, default=3,
@@ -39,8 +39,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of the realizations (default 0)")
     p.add_argument("--grf-roi", default=None, metavar="z0:z1,y0:y1,x0:x1",
                    help="region for the Gaussian-field fit (default: automatic)")
-    p.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="auto")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_run_options(p, json_help='print {"params": {...}, "report": {...}} on stdout')
     p.set_defaults(func=run)
     return p
 

@@ -13,6 +13,8 @@ import json
 import sys
 from typing import Any
 
+from cbagpu.cli import add_run_options
+
 __all__ = ["add_parser", "parse_mapping", "run"]
 
 
@@ -79,9 +81,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--graphite-connectivity", type=int, choices=(6, 18, 26), default=26)
     p.add_argument("--closing-radius", type=float, default=200.0, metavar="NM",
                    help="radius of the ball closing of the graphite in nm (default 200)")
-    p.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="auto")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    add_run_options(p)
     p.set_defaults(func=run)
 
     c = sub.add_parser(
