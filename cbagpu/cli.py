@@ -122,6 +122,13 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from cbagpu.simulate.realization import realize
     from cbagpu.theory import model_theory
 
+    if args.chunks is not None:  # block-wise generation to .zarr on Dask
+        from cbagpu.studies.volume import run_generate_zarr
+
+        return run_generate_zarr(args)
+    if args.scheduler is not None or args.workers is not None:
+        raise ValueError("--scheduler and --workers need --chunks (block-wise generation "
+                         "to .zarr)")
     params = _load_params(args)
     check_writable(args.out, overwrite=True)
     th = model_theory(params, args.voxel_size)
@@ -319,6 +326,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", required=True, help="output file: .tif/.tiff (ImageJ), .npy, .raw (+ .json), .zarr"
     )
     add_run_options(g)
+    from cbagpu.studies.volume import add_generate_options
+
+    add_generate_options(g)
     g.set_defaults(func=cmd_generate)
 
     t = sub.add_parser(
@@ -369,9 +379,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from cbagpu.fit import cli as fit_cli
     from cbagpu.prepare import cli as prepare_cli
+    from cbagpu.studies import sweep_cli, validate_cli
 
     fit_cli.add_parser(sub)
     prepare_cli.add_parser(sub)
+    validate_cli.add_parser(sub)
+    sweep_cli.add_parser(sub)
 
     i = sub.add_parser("info", help="version and backend availability")
     i.add_argument("--json", action="store_true")

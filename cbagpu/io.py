@@ -780,7 +780,14 @@ def _read_zarr(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     """Read the array of a Zarr store and its attributes."""
     zarr = _zarr_module()
     arr = zarr.open_array(store=str(path), mode="r")
-    return np.asarray(arr[...]), json.loads(json.dumps(dict(arr.attrs)))
+    attrs = json.loads(json.dumps(dict(arr.attrs)))
+    if attrs.get("incomplete") is True:  # cbagpu.studies.volume.generate_zarr still running
+        raise ValueError(
+            f"{str(path)!r} is an incomplete block-wise generation (interrupted or still "
+            "running; its missing chunks would read as pore): run the same `cbagpu generate` "
+            "command again to finish it"
+        )
+    return np.asarray(arr[...]), attrs
 
 
 def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -796,7 +803,9 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]
         a ``.npy`` without sidecar it is ``{}``.
 
     Raises:
-        ValueError: Unsupported suffix or an inconsistent ``.raw`` sidecar.
+        ValueError: Unsupported suffix, an inconsistent ``.raw`` sidecar, or a ``.zarr``
+            store whose block-wise generation has not finished (attribute
+            ``incomplete``; see :mod:`cbagpu.studies.volume`).
         FileNotFoundError: Missing file, or missing sidecar of a ``.raw`` file.
         ImportError: ``.zarr`` requested but zarr is not installed.
     """

@@ -37,7 +37,6 @@ import json
 import math
 import numbers
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -257,18 +256,9 @@ class CBAParams:
         """
         text = json.dumps(self.to_dict(), indent=2) + "\n"
         if path is not None:
-            target = Path(path)
-            fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                    fh.write(text)
-                    fh.flush()
-                    os.fsync(fh.fileno())
-                os.replace(tmp, target)
-            except BaseException:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise
+            from cbagpu.atomic import write_text_atomic
+
+            write_text_atomic(path, text)
         return text
 
     @classmethod

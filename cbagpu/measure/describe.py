@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from cbagpu.atomic import save_figure_atomic
 from cbagpu.backend import Backend, get_backend
 from cbagpu.measure.covariance import two_point_coverage
 from cbagpu.measure.geodesic import geodesic_tortuosity
@@ -187,8 +188,6 @@ def describe(
 
 def plot_description(desc: Description, path: str) -> None:
     """CPSD curves and centred C(h) of every phase (Figures 6, 7), written atomically."""
-    import os
-    import tempfile
 
     import matplotlib
 
@@ -213,13 +212,7 @@ def plot_description(desc: Description, path: str) -> None:
     b.legend(fontsize=8)
     fig.suptitle(f"voxel size {desc.voxel_size:g} nm, shape {desc.shape}")
     fig.tight_layout()
-    d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".plot-", suffix=".png", dir=d)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, path)
+        save_figure_atomic(fig, path, dpi=110)
     finally:
         plt.close(fig)
-        if os.path.exists(tmp):
-            os.remove(tmp)

@@ -10,10 +10,13 @@ and written once against the backend's array module (NumPy on the CPU, CuPy on t
 on the CPU the stencil sweeps run as fused Numba kernels (:mod:`cpu_kernels`).
 
 Precision: conductances and the CG vectors x, r, p, z are float32 (``dtype``), dot products
-float64.  For ``tol < 1e-3`` the potential x is accumulated in float64: the fluxes through
-highly conducting regions are differences of nearly equal potentials, and with a float32
-potential the flux spread stalls near 5e-4.  Memory: 12 bytes per voxel of conductances,
-16 of vectors (20 with a float64 potential), about 3 for the coarse levels.
+float64.  For ``tol < 1e-3`` the whole solve runs in float64: the fluxes through highly
+conducting regions are differences of nearly equal potentials, and in float32 the flux
+spread stalls near 1e-4 to 5e-4 (a float64 potential alone was not enough: the float32
+residual recursion then stalls instead, seen on a GPU and reproduced on the CPU).  Memory:
+12 bytes per voxel of conductances, 16 of vectors, about 3 for the coarse levels (twice that
+in float64).  The CUDA kernels take float32 fields; float64 solves on the GPU run the
+array-module twins (slower, for reference solves).
 
 Conventions (what the numbers mean):
 
@@ -62,9 +65,9 @@ COARSEST_CELLS = 1500  # the coarsest grid is solved exactly (dense inverse)
 NU = 1  # red-black Gauss-Seidel sweeps before and after the coarse correction
 BYTES_PER_VOXEL = 32  # 3 conductances, x, r, p, z (float32) and the coarse levels
 
-#: Below this tolerance the potential is accumulated in float64 (+4 bytes per voxel): the
-#: fluxes through highly conducting regions are differences of nearly equal potentials, and
-#: with a float32 potential their spread stalls near 5e-4 (solid phase, graphite sigma = 1).
+#: Below this tolerance the solve runs in float64 (twice the memory): the fluxes through
+#: highly conducting regions are differences of nearly equal potentials, and in float32 their
+#: spread stalls near 1e-4 to 5e-4 (tests/test_transport.py::test_precise_tolerance_converges).
 PRECISE_TOL = 1e-3
 
 
@@ -219,12 +222,14 @@ def effective_conductivity(
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    if tol < PRECISE_TOL:
+        dtype = np.dtype(np.float64)
     lab = be.asarray(labels)
     if lab.ndim != 3 or min(lab.shape) < 1:
         raise ValueError(f"labels must be a non-empty 3D image, got shape {tuple(lab.shape)}")
     if lab.dtype.kind not in "ui" or (lab.size and (int(lab.min()) < 0 or int(lab.max()) > 255)):
         raise ValueError(f"labels must be integers in 0..255, got dtype {lab.dtype}")
-    need = int(lab.size) * (BYTES_PER_VOXEL * dtype.itemsize // 4 + 4 * (tol < PRECISE_TOL))
+    need = int(lab.size) * BYTES_PER_VOXEL * dtype.itemsize // 4
     avail = be.available_memory()
     if need > avail:
         raise InsufficientMemoryError(
@@ -259,14 +264,14 @@ def effective_conductivity(
     if not return_potential:
         del active
     fine = fine_level(xp, s, boundary_offset)
-    fine.kern = _fused_kernels(be)
+    fine.kern = _fused_kernels(be, dtype)
     del s
     levels = _hierarchy(fine)
     coarse_inv = xp.asarray(np.linalg.inv(assemble_dense(levels[-1])))
     L = shape[0] - 1 + 2 * boundary_offset
     area = shape[1] * shape[2]
 
-    x_dtype = np.float64 if (dtype == np.float64 or tol < PRECISE_TOL) else np.float32
+    x_dtype = dtype
     x, info = _pcg(be, levels, coarse_inv, tol, int(max_iter), L, progress, x_dtype)
     flux = info["flux"]
     mean_flux = float(flux.mean())
@@ -315,9 +320,12 @@ def _check_axis(axis: int | str) -> int:
         raise ValueError(f"axis must be 0, 1, 2 or 'z', 'y', 'x'; got {axis!r}") from None
 
 
-def _fused_kernels(be: Backend) -> Any:
-    """The fused kernels of this backend (Numba on the CPU, CUDA on the GPU)."""
+def _fused_kernels(be: Backend, dtype: Any = np.float32) -> Any:
+    """The fused kernels of this backend (Numba on the CPU, CUDA on the GPU); None (the
+    array-module twins) for float64 fields on the GPU, which the CUDA kernels do not take."""
     if be.name == "cupy":
+        if np.dtype(dtype) != np.float32:
+            return None
         from cbagpu.transport.cuda_kernels import CudaKernels
 
         return CudaKernels(be)

@@ -1,0 +1,110 @@
+"""Stage timings of the transport solver and the calibration on one backend (a diagnostic,
+not a benchmark suite): where does the time go on a new machine?
+
+    python -m benchmarks.profile_stages --backend cupy --transport 200 --fit 160
+
+Prints, with wall-clock stamps: the transport set-up stages (labelling, percolation,
+conductances, hierarchy, coarse inverse) and each checked PCG iteration; the fit's stage
+seconds and progress events. Every stage is synchronised on the GPU before it is timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+import numpy as np
+
+
+def _stamp(t0: float, what: str) -> None:
+    print(f"[{time.perf_counter() - t0:8.3f} s] {what}", flush=True)
+
+
+def profile_transport(n: int, backend: str, voxel_nm: float = 40.0) -> None:
+    """Time each stage of ``transport`` on a paper realization of edge ``n``."""
+    from cbagpu import generate, get_backend, preset
+    from cbagpu.transport import conductance as cond
+    from cbagpu.transport import solver as sol
+    from cbagpu.transport.operator import assemble_dense
+
+    be = get_backend(backend)
+    xp = be.xp
+    sync = be.synchronize if hasattr(be, "synchronize") else (lambda: None)
+    t0 = time.perf_counter()
+    lab = be.asarray(generate(preset("paper"), (n, n, n), voxel_nm, 1, backend=be))
+    sync()
+    _stamp(t0, f"generated {n}^3 on {be.name}")
+    for phase in ("solid", "pore"):
+        t0 = time.perf_counter()
+        sig = cond.check_sigma(cond.PHASE_SIGMA[phase])
+        counts = np.asarray(be.to_host(xp.bincount(lab.ravel(), minlength=256)))
+        s = cond.conductivity_field(xp, lab, sig, np.float32, np.nonzero(counts)[0])
+        sync()
+        _stamp(t0, f"{phase}: conductivity field")
+        active = cond.percolating(be, s > 0)
+        sync()
+        _stamp(t0, f"{phase}: percolating ({int(active.sum())} active)")
+        s *= active
+        fine = cond.fine_level(xp, s, 0.5)
+        fine.kern = sol._fused_kernels(be, np.float32)
+        sync()
+        _stamp(t0, f"{phase}: fine level")
+        levels = sol._hierarchy(fine)
+        sync()
+        _stamp(t0, f"{phase}: hierarchy of {len(levels)} levels, coarsest "
+               f"{levels[-1].shape}")
+        inv = xp.asarray(np.linalg.inv(assemble_dense(levels[-1])))
+        sync()
+        _stamp(t0, f"{phase}: coarse inverse {inv.shape}")
+        r = xp.ones(fine.shape, np.float32)
+        z = xp.empty_like(r)
+        for k in range(3):
+            sol._vcycle(levels, inv, 0, r, z)
+            sync()
+            _stamp(t0, f"{phase}: V-cycle {k}")
+        sol.slice_fluxes(fine, z)
+        sync()
+        _stamp(t0, f"{phase}: slice fluxes")
+        t1 = time.perf_counter()
+
+        def show(it: int, spread: float, t1: float = t1) -> None:
+            _stamp(t1, f"  it {it} spread {spread:.2e}")
+
+        res = sol.transport(lab, phase, 0, backend=be, progress=show)
+        _stamp(t0, f"{phase}: transport() tau {res.tau_eff:.4f}, {res.iterations} it, "
+               f"{res.seconds:.2f} s")
+
+
+def profile_fit(n: int, backend: str, voxel_nm: float = 40.0) -> None:
+    """Stage seconds of ``fit`` on a paper realization of edge ``n``."""
+    import warnings
+
+    from cbagpu import generate, get_backend, preset
+    from cbagpu.fit import fit
+
+    be = get_backend(backend)
+    lab = generate(preset("paper"), (n, n, n), voxel_nm, 1, backend="numpy")
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = fit(lab, voxel_nm, realizations=3, seed=0, backend=be,
+                  progress=lambda st, d, t: _stamp(t0, f"  {st} {d}/{t}"))
+    print("fit seconds:", {k: round(v, 2) for k, v in res.report.seconds.items()}, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.profile_stages")
+    p.add_argument("--backend", default="auto")
+    p.add_argument("--transport", type=int, default=0, help="edge of the transport case")
+    p.add_argument("--fit", type=int, default=0, help="edge of the fit case (40 nm)")
+    a = p.parse_args(argv)
+    if a.transport:
+        profile_transport(a.transport, a.backend)
+    if a.fit:
+        profile_fit(a.fit, a.backend)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Progress lines of the study commands: ``tasks 12/35, 3 min left`` on stderr."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+#: ``progress(done, total, seconds_left)`` as :func:`cbagpu.studies.tasks.run_tasks` calls it.
+TaskProgress = Callable[[int, int, "float | None"], None]
+
+
+def format_seconds(seconds: float) -> str:
+    """'40 s', '3 min', '1.5 h'."""
+    if seconds < 60:
+        return f"{max(0.0, seconds):.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def progress_printer(enabled: bool, stream: Any = None, label: str = "tasks"
+                     ) -> TaskProgress | None:
+    """A ``progress(done, total, seconds_left)`` callback printing '<label> 12/35, 3 min
+    left' to ``stream`` (default stderr; one updating line on a terminal), or None when
+    disabled."""
+    if not enabled:
+        return None
+    out = stream if stream is not None else sys.stderr
+    tty = bool(getattr(out, "isatty", lambda: False)())
+
+    def show(done: int, total: int, seconds_left: float | None) -> None:
+        if done >= total:
+            left = "done"
+        elif seconds_left is None:
+            left = "time left unknown"
+        else:
+            left = f"{format_seconds(seconds_left)} left"
+        msg = f"{label} {done}/{total}, {left}"
+        if tty:
+            print("\r" + msg.ljust(44), end="\n" if done >= total else "", file=out, flush=True)
+        else:
+            print(msg, file=out, flush=True)
+
+    return show

@@ -1,0 +1,289 @@
+"""Regressions of the M-factor on morphology (paper Section 3.4, Eqs. 28-29).
+
+* Eq. 28: ``M_hat = eps^a * beta^b / tau^c`` with ``a, b, c >= 0`` -- fitted by least squares
+  in log space, ``log M = a log eps + b log beta - c log tau``. The paper's formula has **no
+  prefactor**, so the fit has no intercept. The paper states ``a, b, c >= 0`` (and reports
+  ``b = 0``, a coefficient on that bound); :func:`fit_power_law` therefore solves the
+  non-negative least-squares problem by default (``nonnegative=False``: plain OLS).
+* Eq. 29: ``M_tilde = c1 * V1 + c0`` -- ordinary least squares, ``V1`` the volume fraction of
+  the graphite set Xi1 (the paper plots against the V1 of Table 3, i.e. the model's V1).
+
+Confidence intervals: the usual OLS ones, ``coef +- t_{1-(1-q)/2, n-p} * se`` with
+``se = sqrt(diag(s^2 (X^T X)^-1))`` and ``s^2 = SSR / (n - p)`` (Student t, n - p degrees of
+freedom). For the constrained fit a coefficient held at 0 by the bound has no interval
+(NaN; ``None`` in JSON) and the others' intervals are those of the OLS fit on the free
+columns, i.e. conditional on the active set.
+
+Rows with ``M <= 0``, ``beta <= 0``, ``eps <= 0``, a non-finite value or ``tau`` infinite
+(a phase that does not percolate) have no logarithm: they are excluded from the Eq. 28 fit
+and counted in ``n_excluded``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "Coefficient",
+    "LinearFit",
+    "PowerLawFit",
+    "fit_linear",
+    "fit_power_law",
+    "ols",
+]
+
+
+def _f(v: float) -> float | None:
+    return None if v is None or not math.isfinite(v) else float(v)
+
+
+@dataclass(frozen=True)
+class Coefficient:
+    """One fitted coefficient: value, standard error and confidence interval."""
+
+    value: float
+    stderr: float
+    ci_low: float
+    ci_high: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (NaN -> None)."""
+        return {
+            "value": float(self.value),
+            "stderr": _f(self.stderr),
+            "ci": [_f(self.ci_low), _f(self.ci_high)],
+        }
+
+
+@dataclass(frozen=True)
+class OLSResult:
+    """Ordinary least squares ``y ~ X beta`` (no intercept unless X has a column of ones)."""
+
+    coef: np.ndarray
+    stderr: np.ndarray
+    ci_low: np.ndarray
+    ci_high: np.ndarray
+    residuals: np.ndarray
+    dof: int
+    sigma: float  # residual standard deviation s
+
+
+def ols(X: Any, y: Any, confidence: float = 0.95) -> OLSResult:
+    """Least squares with t-based confidence intervals from ``s^2 (X^T X)^-1``.
+
+    Raises ValueError for too few rows (``n <= p``) or a rank-deficient design.
+    """
+    from scipy import stats
+
+    X = np.asarray(X, np.float64)
+    y = np.asarray(y, np.float64)
+    if X.ndim != 2 or y.shape != (X.shape[0],):
+        raise ValueError(f"design {X.shape} and response {y.shape} do not match")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+    n, p = X.shape
+    if n <= p:
+        raise ValueError(f"{n} data points cannot determine {p} coefficients with an error "
+                         f"estimate (need at least {p + 1})")
+    if not (np.isfinite(X).all() and np.isfinite(y).all()):
+        raise ValueError("non-finite values in the regression data")
+    # QR keeps the conditioning of X (not X^T X); R^-1 R^-T = (X^T X)^-1
+    Q, R = np.linalg.qr(X)
+    d = np.abs(np.diag(R))
+    if d.min() <= 1e-12 * max(d.max(), 1e-300):
+        raise ValueError("the regressors are linearly dependent (e.g. a quantity that does "
+                         "not vary across the data); the coefficients are not identifiable")
+    coef = np.linalg.solve(R, Q.T @ y)
+    resid = y - X @ coef
+    dof = n - p
+    s2 = float(resid @ resid) / dof
+    Rinv = np.linalg.solve(R, np.eye(p))
+    cov = s2 * (Rinv @ Rinv.T)
+    se = np.sqrt(np.clip(np.diag(cov), 0.0, None))
+    t = float(stats.t.ppf(0.5 + confidence / 2.0, dof))
+    return OLSResult(coef, se, coef - t * se, coef + t * se, resid, dof, math.sqrt(s2))
+
+
+def _r2(y: np.ndarray, yhat: np.ndarray) -> float:
+    """Centred coefficient of determination ``1 - SSR / sum (y - mean y)^2`` (may be < 0)."""
+    sst = float(((y - y.mean()) ** 2).sum())
+    ssr = float(((y - yhat) ** 2).sum())
+    if sst == 0.0:
+        return 1.0 if ssr == 0.0 else -math.inf
+    return 1.0 - ssr / sst
+
+
+@dataclass(frozen=True)
+class PowerLawFit:
+    """Eq. 28 fit ``M_hat = eps^a beta^b / tau^c`` (no prefactor, least squares in log space).
+
+    ``r2_log``: centred R^2 of ``log M``; ``r2``: centred R^2 of ``M_hat`` against ``M``.
+    ``fixed``: coefficients held at 0 by the constraint ``a, b, c >= 0``.
+    """
+
+    a: Coefficient
+    b: Coefficient
+    c: Coefficient
+    r2_log: float
+    r2: float
+    n: int
+    n_excluded: int
+    dof: int
+    residual_std_log: float
+    nonnegative: bool
+    fixed: tuple[str, ...]
+    confidence: float
+
+    def predict(self, epsilon: Any, beta: Any, tau: Any) -> np.ndarray:
+        """``M_hat`` of Eq. 28 (``beta^0 = 1`` even for beta = 0)."""
+        eps = np.asarray(epsilon, np.float64)
+        be = np.asarray(beta, np.float64)
+        ta = np.asarray(tau, np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            bterm = np.ones_like(be) if self.b.value == 0.0 else be**self.b.value
+            return eps**self.a.value * bterm / ta**self.c.value
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "equation": "M_hat = epsilon^a * beta^b / tau^c (Eq. 28, least squares in log "
+            "space, no prefactor)",
+            "a": self.a.to_dict(),
+            "b": self.b.to_dict(),
+            "c": self.c.to_dict(),
+            "r2_log": _f(self.r2_log),
+            "r2": _f(self.r2),
+            "n": self.n,
+            "n_excluded": self.n_excluded,
+            "dof": self.dof,
+            "residual_std_log": _f(self.residual_std_log),
+            "nonnegative": self.nonnegative,
+            "fixed_at_zero": list(self.fixed),
+            "confidence": self.confidence,
+        }
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """Eq. 29 fit ``M_tilde = c1 * V1 + c0`` (ordinary least squares)."""
+
+    c1: Coefficient
+    c0: Coefficient
+    r2: float
+    n: int
+    dof: int
+    residual_std: float
+    confidence: float
+
+    def predict(self, V1: Any) -> np.ndarray:
+        """``M_tilde`` of Eq. 29."""
+        return self.c1.value * np.asarray(V1, np.float64) + self.c0.value
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict."""
+        return {
+            "equation": "M_tilde = c1 * V1 + c0 (Eq. 29, least squares)",
+            "c1": self.c1.to_dict(),
+            "c0": self.c0.to_dict(),
+            "r2": _f(self.r2),
+            "n": self.n,
+            "dof": self.dof,
+            "residual_std": _f(self.residual_std),
+            "confidence": self.confidence,
+        }
+
+
+def _vectors(*arrays: Any) -> list[np.ndarray]:
+    out = [np.asarray(a, np.float64).ravel() for a in arrays]
+    if len({a.size for a in out}) != 1:
+        raise ValueError(f"the data have different lengths: {[a.size for a in out]}")
+    return out
+
+
+def fit_power_law(
+    epsilon: Any,
+    beta: Any,
+    tau: Any,
+    M: Any,
+    *,
+    nonnegative: bool = True,
+    confidence: float = 0.95,
+) -> PowerLawFit:
+    """Fit Eq. 28, ``M_hat = eps^a beta^b / tau^c``, by least squares in log space.
+
+    ``log M = a log eps + b log beta - c log tau`` without intercept (Eq. 28 has no
+    prefactor). ``nonnegative=True`` (the paper's ``a, b, c >= 0``) solves the bounded
+    problem (:func:`scipy.optimize.nnls`); coefficients at the bound are reported as 0
+    without an interval, the others with the OLS intervals of the free columns.
+    Rows without a logarithm (M, beta or eps <= 0, tau infinite, NaN) are excluded and
+    counted. Raises ValueError when fewer than (free coefficients + 1) rows remain or the
+    regressors are linearly dependent.
+    """
+    eps, bet, ta, m = _vectors(epsilon, beta, tau, M)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        X = np.column_stack([np.log(eps), np.log(bet), -np.log(ta)])
+        y = np.log(m)
+    ok = np.isfinite(X).all(axis=1) & np.isfinite(y) & (ta > 0)
+    n_excl = int((~ok).sum())
+    X, y = X[ok], y[ok]
+    if X.shape[0] == 0:
+        raise ValueError(f"no usable rows for Eq. 28: all {n_excl} rows have M, beta or eps "
+                         "<= 0 or an infinite tortuosity")
+    names = ("a", "b", "c")
+    free = [0, 1, 2]
+    if nonnegative:
+        from scipy.optimize import nnls
+
+        if X.shape[0] <= 3:
+            raise ValueError(f"{X.shape[0]} usable data points cannot determine 3 coefficients "
+                             "with an error estimate (need at least 4)")
+        sol, _ = nnls(X, y)
+        free = [i for i in range(3) if sol[i] > 0.0]
+        if not free:
+            raise ValueError("the non-negative fit of Eq. 28 put every coefficient at 0")
+    res = ols(X[:, free], y, confidence)
+    coefs: dict[str, Coefficient] = {}
+    full = np.zeros(3)
+    for j, i in enumerate(free):
+        full[i] = res.coef[j]
+        coefs[names[i]] = Coefficient(
+            float(res.coef[j]), float(res.stderr[j]), float(res.ci_low[j]), float(res.ci_high[j])
+        )
+    fixed = tuple(names[i] for i in range(3) if i not in free)
+    for nm in fixed:
+        coefs[nm] = Coefficient(0.0, math.nan, math.nan, math.nan)
+    yhat = X @ full
+    return PowerLawFit(
+        a=coefs["a"], b=coefs["b"], c=coefs["c"],
+        r2_log=_r2(y, yhat),
+        r2=_r2(np.exp(y), np.exp(yhat)),
+        n=int(X.shape[0]),
+        n_excluded=n_excl,
+        dof=res.dof,
+        residual_std_log=res.sigma,
+        nonnegative=bool(nonnegative),
+        fixed=fixed,
+        confidence=float(confidence),
+    )
+
+
+def fit_linear(V1: Any, M: Any, *, confidence: float = 0.95) -> LinearFit:
+    """Fit Eq. 29, ``M_tilde = c1 * V1 + c0``, by ordinary least squares with CIs.
+
+    Rows with a non-finite value are refused (ValueError): a non-percolating phase has
+    M = 0, which is a valid value here.
+    """
+    v, m = _vectors(V1, M)
+    if not (np.isfinite(v).all() and np.isfinite(m).all()):
+        raise ValueError("non-finite V1 or M in the data of Eq. 29")
+    res = ols(np.column_stack([v, np.ones_like(v)]), m, confidence)
+    c = [Coefficient(float(res.coef[i]), float(res.stderr[i]), float(res.ci_low[i]),
+                     float(res.ci_high[i])) for i in range(2)]
+    return LinearFit(
+        c1=c[0], c0=c[1], r2=_r2(m, m - res.residuals), n=int(v.size), dof=res.dof,
+        residual_std=res.sigma, confidence=float(confidence),
+    )

@@ -1,0 +1,587 @@
+"""Virtual materials testing: parameter sweeps (paper Section 3.4, Table 3, Figure 8).
+
+:func:`sweep` generates, for every combination of the varied parameter values and every
+realization (seeds ``seed, seed+1, ...``; the same seeds for every combination), one
+realization of the model and measures, for the solid and the pore phase,
+
+* ``epsilon`` -- volume fraction,
+* ``constrictivity`` -- beta = (r_min / r_max)^2 (:func:`cbagpu.measure.intrusion.constrictivity`),
+* ``geodesic_tortuosity`` -- mean geodesic tortuosity tau
+  (:func:`cbagpu.measure.geodesic.geodesic_tortuosity`),
+* ``sigma_eff``, ``tau_eff``, ``M`` -- effective transport (:func:`cbagpu.transport.transport`;
+  Eq. 27, solid phase with sigma_graphite = 1, sigma_CBD = 0.01),
+
+all along the z axis (inlet z = 0). Each realization-and-analysis is one
+:class:`~cbagpu.studies.tasks.Task`, run by :func:`~cbagpu.studies.tasks.run_tasks`
+(in-process, local Dask cluster or a running scheduler) and stored under ``DIR/tasks`` so an
+interrupted sweep resumes. Then it fits Eq. 28 (``M_hat = eps^a beta^b / tau^c``) and Eq. 29
+(``M_tilde = c1 V1 + c0``, V1 = the model's graphite volume fraction of Eq. 10 at the voxel
+size) per phase (:mod:`cbagpu.studies.regression`) and writes ``DIR/results.csv``,
+``DIR/fits.json`` and ``DIR/figure8.png``, each atomically.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+import math
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbagpu.atomic import save_figure_atomic, write_text_atomic
+from cbagpu.params import PARAM_NAMES, TABLE3_LAMBDA_X, CBAParams
+from cbagpu.studies.tasks import Task, TaskStore, run_tasks
+
+__all__ = [
+    "COLUMNS",
+    "PHASES",
+    "SweepResult",
+    "check_vary",
+    "fit_rows",
+    "parse_vary",
+    "sweep",
+    "sweep_task",
+]
+
+PHASES: tuple[str, ...] = ("solid", "pore")
+#: Columns of results.csv after the varied parameters (issue 6, item 2) ...
+COLUMNS: tuple[str, ...] = (
+    "seed", "phase", "epsilon", "constrictivity", "geodesic_tortuosity",
+    "sigma_eff", "tau_eff", "M",
+)
+#: ... followed by these: the model's V1 (Eq. 10, the regressor of Eq. 29), the measured
+#: graphite fraction, whether the phase percolates along z, whether the solver converged.
+EXTRA_COLUMNS: tuple[str, ...] = ("V1", "graphite_fraction", "percolates", "converged")
+AXIS = 0
+TRANSPORT_MAX_ITER = 2000
+_NAMED_VALUES = {"lambda_x": {"table3": TABLE3_LAMBDA_X}}
+MAX_SEED = 2**63
+
+
+# ----------------------------------------------------------------------- the varied values
+def parse_vary(items: Sequence[str]) -> dict[str, list[float]]:
+    """Parse ``["lambda_x=2.21e-11,3.55e-11", "mu=0.4,0.5"]`` into ``{name: [values]}``.
+
+    ``lambda_x=table3`` stands for the seven values of Table 3. Raises ValueError naming the
+    problem (no ``=``, unknown parameter, a value that is not a number, a name given twice).
+    """
+    out: dict[str, list[float]] = {}
+    for item in items:
+        name, sep, rest = item.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"--vary expects NAME=V1,V2,... , got {item!r}")
+        if name in out:
+            raise ValueError(f"parameter {name!r} is varied twice")
+        _check_name(name)
+        named = _NAMED_VALUES.get(name, {})
+        if rest.strip() in named:
+            out[name] = list(named[rest.strip()])
+            continue
+        vals = []
+        for tok in rest.split(","):
+            tok = tok.strip()
+            try:
+                vals.append(float(tok))
+            except ValueError:
+                raise ValueError(f"--vary {name}: {tok!r} is not a number") from None
+        out[name] = vals
+    return out
+
+
+def _check_name(name: str) -> None:
+    if name not in PARAM_NAMES:
+        raise ValueError(f"unknown parameter {name!r} to vary; choose among "
+                         f"{', '.join(PARAM_NAMES)}")
+
+
+def check_vary(
+    base: CBAParams, vary: Mapping[str, Sequence[float]]
+) -> dict[str, tuple[float, ...]]:
+    """Validate the varied values: known fields, non-empty, finite, distinct, and every
+    combination a valid :class:`CBAParams` (ValueError naming the parameter otherwise).
+    Returns them in Table 2's parameter order."""
+    if not isinstance(base, CBAParams):
+        raise ValueError(f"base_params must be a CBAParams, got {type(base).__name__}")
+    if not isinstance(vary, Mapping):
+        raise ValueError("vary must map parameter names to lists of values")
+    out: dict[str, tuple[float, ...]] = {}
+    for name, values in vary.items():
+        _check_name(name)
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+            raise ValueError(f"values of {name!r} must be a list of numbers, got {values!r}")
+        if len(values) == 0:
+            raise ValueError(f"no values given for {name!r}")
+        vals = []
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
+                raise ValueError(f"value {v!r} of {name!r} is not a number")
+            if not math.isfinite(float(v)):
+                raise ValueError(f"value {v!r} of {name!r} is not finite")
+            vals.append(float(v))
+        if len(set(vals)) != len(vals):
+            raise ValueError(f"values of {name!r} repeat: {vals}")
+        for v in vals:
+            try:
+                base.replace(**{name: v})
+            except ValueError as e:
+                raise ValueError(f"bad value {v!r} for {name!r}: {e}") from None
+        out[name] = tuple(vals)
+    # canonical order (Table 2's): the task keys and the CSV columns do not depend on the
+    # order in which the parameters were given
+    return {n: out[n] for n in PARAM_NAMES if n in out}
+
+
+def _combos(vary: Mapping[str, tuple[float, ...]]) -> list[dict[str, float]]:
+    names = list(vary)
+    return [dict(zip(names, vals, strict=True)) for vals in itertools.product(*vary.values())]
+
+
+def _key(combo: Mapping[str, float], seed: int) -> str:
+    return ",".join([f"{k}={v!r}" for k, v in combo.items()] + [f"seed={seed}"])
+
+
+# ---------------------------------------------------------------------------- the task
+def _enc(x: float) -> float | str:
+    x = float(x)
+    return x if math.isfinite(x) else str(x)  # "inf", "nan": strict JSON
+
+
+def _dec(x: Any) -> float:
+    return float(x)
+
+
+def sweep_task(params: dict, shape: Sequence[int], voxel_size: float, seed: int,
+               backend: str = "auto", axis: int = AXIS, tol: float | None = None,
+               max_iter: int = TRANSPORT_MAX_ITER) -> dict:
+    """One realization and its analysis (the unit of work of a sweep; runs on a worker).
+
+    Returns ``{"graphite_fraction", "phases": {phase: {...}}, "seconds": {...}}`` with
+    non-finite numbers written as the strings ``"inf"``/``"nan"`` (strict JSON).
+    """
+    from cbagpu.backend import get_backend
+    from cbagpu.measure.geodesic import geodesic_tortuosity
+    from cbagpu.measure.intrusion import constrictivity
+    from cbagpu.measure.phases import phase_mask
+    from cbagpu.simulate.realization import generate
+    from cbagpu.transport import DEFAULT_TOL, transport
+
+    be = get_backend(backend)
+    sec: dict[str, float] = {}
+    t0 = time.perf_counter()
+    labels = generate(CBAParams.from_dict(dict(params)), tuple(int(n) for n in shape),
+                      float(voxel_size), int(seed), backend=be)
+    sec["generate"] = time.perf_counter() - t0
+    lab = be.asarray(labels)
+    out: dict[str, Any] = {
+        "graphite_fraction": float(np.mean(labels == 2)),
+        "phases": {},
+        "backend": be.name,
+    }
+    for ph in PHASES:
+        t = time.perf_counter()
+        mask = phase_mask(lab, ph)
+        con = constrictivity(mask, voxel_size, axis, backend=be)
+        geo = geodesic_tortuosity(mask, voxel_size, axis, backend=be)
+        del mask
+        tr = transport(lab, ph, axis, tol=DEFAULT_TOL if tol is None else tol,
+                       max_iter=max_iter, backend=be)
+        out["phases"][ph] = {
+            "epsilon": float(tr.epsilon),
+            "constrictivity": _enc(con.beta),
+            "r_min": _enc(con.r_min),
+            "r_max": _enc(con.r_max),
+            "geodesic_tortuosity": _enc(geo.tau),
+            "fraction_connected": float(geo.fraction_connected),
+            "sigma_eff": _enc(tr.sigma_eff),
+            "tau_eff": _enc(tr.tau_eff),
+            "M": _enc(tr.M),
+            "percolates": bool(geo.percolates and tr.M > 0),
+            "converged": bool(tr.converged),
+        }
+        sec[ph] = time.perf_counter() - t
+    sec["total"] = time.perf_counter() - t0
+    out["seconds"] = sec
+    return out
+
+
+# ---------------------------------------------------------------------------- the result
+@dataclass(frozen=True)
+class SweepResult:
+    """Rows of results.csv, the fits of fits.json and what was written.
+
+    ``rows``: one dict per realization and phase (varied parameters, ``COLUMNS``,
+    ``EXTRA_COLUMNS``). ``task_seconds``: wall time of each task (its own timer).
+    """
+
+    rows: tuple[dict[str, Any], ...]
+    fits: dict[str, Any]
+    vary: dict[str, tuple[float, ...]]
+    files: dict[str, str]
+    n_tasks: int
+    n_computed: int
+    seconds: float
+    task_seconds: dict[str, float] = field(repr=False)
+    messages: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (non-finite numbers as strings)."""
+        return {
+            "vary": {k: list(v) for k, v in self.vary.items()},
+            "n_tasks": self.n_tasks,
+            "n_computed": self.n_computed,
+            "seconds": self.seconds,
+            "files": dict(self.files),
+            "messages": list(self.messages),
+            "fits": self.fits,
+            "rows": [{k: (_enc(v) if isinstance(v, float) else v) for k, v in r.items()}
+                     for r in self.rows],
+        }
+
+
+def _rows(vary_names: Sequence[str], combos: list[dict[str, float]], seeds: list[int],
+          results: Mapping[str, dict], v1: Mapping[int, float]) -> list[dict[str, Any]]:
+    rows = []
+    for ci, combo in enumerate(combos):
+        for s in seeds:
+            r = results[_key(combo, s)]
+            for ph in PHASES:
+                p = r["phases"][ph]
+                row: dict[str, Any] = {n: combo[n] for n in vary_names}
+                row.update(
+                    seed=s, phase=ph, epsilon=float(p["epsilon"]),
+                    constrictivity=_dec(p["constrictivity"]),
+                    geodesic_tortuosity=_dec(p["geodesic_tortuosity"]),
+                    sigma_eff=_dec(p["sigma_eff"]), tau_eff=_dec(p["tau_eff"]),
+                    M=_dec(p["M"]), V1=v1[ci], graphite_fraction=float(r["graphite_fraction"]),
+                    percolates=bool(p["percolates"]), converged=bool(p["converged"]),
+                )
+                rows.append(row)
+    return rows
+
+
+def fit_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Eq. 28 (constrained a, b, c >= 0 as in the paper, and unconstrained) and Eq. 29 per
+    phase, and Eq. 28 over both phases together (the paper quotes one a, b, c)."""
+    from cbagpu.studies.regression import fit_linear, fit_power_law
+
+    def attempt(fn: Callable[..., Any], *args: Any, **kw: Any) -> dict[str, Any]:
+        try:
+            return fn(*args, **kw).to_dict()
+        except ValueError as e:
+            return {"error": str(e)}
+
+    def cols(rs: Sequence[Mapping[str, Any]], *names: str) -> list[np.ndarray]:
+        return [np.array([r[n] for r in rs], np.float64) for n in names]
+
+    out: dict[str, Any] = {}
+    groups = {ph: [r for r in rows if r["phase"] == ph] for ph in PHASES}
+    groups["both"] = list(rows)
+    for name, rs in groups.items():
+        eps, beta, tau, M, v1 = cols(rs, "epsilon", "constrictivity", "geodesic_tortuosity",
+                                     "M", "V1")
+        nonperc = int(sum(1 for r in rs if not r["percolates"]))
+        d: dict[str, Any] = {
+            "n_rows": len(rs),
+            "non_percolating": nonperc,
+            "eq28": attempt(fit_power_law, eps, beta, tau, M),
+            "eq28_unconstrained": attempt(fit_power_law, eps, beta, tau, M, nonnegative=False),
+        }
+        if name != "both":
+            d["eq29"] = attempt(fit_linear, v1, M)
+            e28 = d["eq28"]
+            d.update(
+                a=_value(e28, "a"), b=_value(e28, "b"), c=_value(e28, "c"),
+                c1=_value(d["eq29"], "c1"), c0=_value(d["eq29"], "c0"),
+            )
+        else:
+            d.update(a=_value(d["eq28"], "a"), b=_value(d["eq28"], "b"),
+                     c=_value(d["eq28"], "c"))
+        out[name] = d
+    return out
+
+
+def _value(fit: Mapping[str, Any], name: str) -> float | None:
+    return fit[name]["value"] if name in fit else None
+
+
+# ------------------------------------------------------------------------------- writing
+def _fmt(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return repr(v) if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def _csv_text(rows: Sequence[Mapping[str, Any]], vary_names: Sequence[str]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    header = [*vary_names, *COLUMNS, *EXTRA_COLUMNS]
+    w.writerow(header)
+    for r in rows:
+        w.writerow([_fmt(r[h]) for h in header])
+    return buf.getvalue()
+
+
+def _x_axis(rows: Sequence[Mapping[str, Any]], vary_names: Sequence[str]) -> tuple[str, str]:
+    if len({r["V1"] for r in rows}) > 1:
+        return "V1", "volume fraction V1 of graphite (model, Eq. 10)"
+    if vary_names:
+        return vary_names[0], vary_names[0]
+    return "seed", "seed"
+
+
+def _plot(path: Path, rows: Sequence[Mapping[str, Any]], fits: Mapping[str, Any],
+          vary_names: Sequence[str], title: str) -> str | None:
+    """Figure-8-like plot, written atomically; returns a message when it cannot be made."""
+    try:
+        import matplotlib
+    except ImportError:
+        return "plot skipped: matplotlib is not installed (pip install matplotlib)"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    xkey, xlabel = _x_axis(rows, vary_names)
+    colours = {"solid": "tab:blue", "pore": "tab:red"}
+    fig, axes = plt.subplots(2, 3, figsize=(14, 8))
+    panels = [("epsilon", "volume fraction ε"), ("constrictivity", "constrictivity β"),
+              ("geodesic_tortuosity", "mean geodesic tortuosity τ"), ("M", "M-factor M")]
+    for ax, (col, lab) in zip(axes.ravel()[:4], panels, strict=True):
+        for ph in PHASES:
+            rs = [r for r in rows if r["phase"] == ph]
+            xs = sorted({r[xkey] for r in rs})
+            vals = [[r[col] for r in rs if r[xkey] == x and math.isfinite(r[col])] for x in xs]
+            keep = [i for i, v in enumerate(vals) if v]
+            if not keep:
+                continue
+            x = np.array([xs[i] for i in keep])
+            mean = np.array([np.mean(vals[i]) for i in keep])
+            lo = mean - np.array([np.min(vals[i]) for i in keep])
+            hi = np.array([np.max(vals[i]) for i in keep]) - mean
+            ax.errorbar(x, mean, yerr=[lo, hi], marker="o", ms=4, capsize=3,
+                        color=colours[ph], label=f"{ph} M" if col == "M" else ph)
+            if col == "M":
+                f28 = fits[ph]["eq28"]
+                if "error" not in f28:
+                    mh = _predict28(f28, rs)
+                    mm = [np.mean([m for r, m in zip(rs, mh, strict=True) if r[xkey] == xv
+                                   and math.isfinite(m)] or [np.nan]) for xv in x]
+                    ax.plot(x, mm, "--", color=colours[ph], label=f"{ph} M̂ (Eq. 28)")
+                f29 = fits[ph].get("eq29", {})
+                if "error" not in f29 and xkey == "V1":
+                    ax.plot(x, f29["c1"]["value"] * x + f29["c0"]["value"], ":",
+                            color=colours[ph], label=f"{ph} M̃ (Eq. 29)")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(lab)
+        ax.legend(fontsize=7)
+    ax = axes.ravel()[4]
+    for ph in PHASES:
+        rs = [r for r in rows if r["phase"] == ph]
+        f28 = fits[ph]["eq28"]
+        if "error" in f28:
+            continue
+        mh = _predict28(f28, rs)
+        ax.scatter([r["M"] for r in rs], mh, s=12, color=colours[ph],
+                   label=f"{ph}: a={f28['a']['value']:.3g}, b={f28['b']['value']:.3g}, "
+                         f"c={f28['c']['value']:.3g}, R²={f28['r2']:.3f}")
+    lim = [0, max([r["M"] for r in rows if math.isfinite(r["M"])] + [1e-3]) * 1.05]
+    ax.plot(lim, lim, color="0.5", lw=0.8)
+    ax.set_xlabel("M (transport, Eq. 27)")
+    ax.set_ylabel("M̂ (Eq. 28)")
+    ax.set_title("regression of Eq. 28")
+    ax.legend(fontsize=7)
+    ax = axes.ravel()[5]
+    ax.axis("off")
+    lines = []
+    for ph in (*PHASES, "both"):
+        f = fits[ph]
+        e28 = f["eq28"]
+        lines.append(f"{ph}: {f['n_rows']} rows, {f['non_percolating']} not percolating")
+        lines.append("  Eq. 28: " + (e28["error"][:60] if "error" in e28 else
+                     ", ".join(_coef_text(e28, k) for k in "abc")))
+        if "eq29" in f:
+            e29 = f["eq29"]
+            lines.append("  Eq. 29: " + (e29["error"][:60] if "error" in e29 else
+                         ", ".join(_coef_text(e29, k) for k in ("c1", "c0"))))
+    ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=7,
+            transform=ax.transAxes)
+    fig.suptitle(title)
+    fig.tight_layout()
+    try:
+        save_figure_atomic(fig, path, dpi=100)
+    finally:
+        plt.close(fig)
+    return None
+
+
+def _coef_text(fit: Mapping[str, Any], name: str) -> str:
+    c = fit[name]
+    lo, hi = c["ci"]
+    if lo is None:
+        return f"{name}={c['value']:.3g}"
+    return f"{name}={c['value']:.3g} [{lo:.3g}, {hi:.3g}]"
+
+
+def _predict28(f28: Mapping[str, Any], rs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    a, b, c = (f28[k]["value"] for k in "abc")
+    eps = np.array([r["epsilon"] for r in rs])
+    beta = np.array([r["constrictivity"] for r in rs])
+    tau = np.array([r["geodesic_tortuosity"] for r in rs])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bterm = np.ones_like(beta) if b == 0 else beta**b
+        return eps**a * bterm / tau**c
+
+
+# ------------------------------------------------------------------------------- sweep
+def _check_inputs(realizations: Any, shape: Any, voxel_size: Any, seed: Any) -> tuple:
+    if isinstance(realizations, bool) or not isinstance(realizations, (int, np.integer)) \
+            or realizations < 1:
+        raise ValueError(f"realizations must be an integer >= 1, got {realizations!r}")
+    try:
+        shp = tuple(int(n) for n in shape)
+    except TypeError:
+        raise ValueError(f"shape must be three integers, got {shape!r}") from None
+    if len(shp) != 3 or any(n < 2 for n in shp) or any(float(a) != b for a, b in
+                                                        zip(shape, shp, strict=True)):
+        raise ValueError(f"shape must be three integers >= 2, got {shape!r}")
+    vs = float(voxel_size)
+    if not (math.isfinite(vs) and vs > 0):
+        raise ValueError(f"voxel_size must be finite and > 0 (nm), got {voxel_size!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0 \
+            or seed + realizations > MAX_SEED:
+        raise ValueError(f"seed must be an integer in [0, 2^63 - realizations), got {seed!r}")
+    return int(realizations), shp, vs, int(seed)
+
+
+def sweep(
+    base_params: CBAParams,
+    vary: Mapping[str, Sequence[float]],
+    realizations: int = 5,
+    shape: Sequence[int] = (100, 100, 100),
+    voxel_size: float = 40.0,
+    seed: int = 0,
+    backend: str = "auto",
+    out_dir: str | Path | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int, float | None], None] | None = None,
+    *,
+    plot: bool = True,
+    tol: float | None = None,
+) -> SweepResult:
+    """Virtual materials testing (Section 3.4): every combination of ``vary`` x realizations.
+
+    Parameters
+    ----------
+    base_params : the parameters not varied (e.g. ``preset("paper")``).
+    vary : ``{field: [values]}`` for any of the eight :class:`CBAParams` fields (Table 2
+        units); every combination is run. ``{}`` runs the base parameters only.
+    realizations : realizations per combination, seeds ``seed, seed + 1, ...`` (the same
+        seeds for every combination).
+    shape, voxel_size : window (z, y, x) in voxels and voxel edge length in nm.
+    backend : "auto", "numpy" or "cupy", used on the workers.
+    out_dir : ``DIR``; tasks are stored in ``DIR/tasks`` (resume) and ``DIR/results.csv``,
+        ``DIR/fits.json``, ``DIR/figure8.png`` are written. ``None``: nothing is stored.
+        A DIR holding a sweep with other settings is refused (ValueError).
+    scheduler, workers, progress : see :func:`cbagpu.studies.tasks.run_tasks`.
+    plot : write the Figure-8-like plot (needs matplotlib; without it a message says so).
+    tol : transport tolerance (default :data:`cbagpu.transport.DEFAULT_TOL`).
+
+    Rows of a phase that does not percolate are kept (M = 0, tau = inf) and left out of the
+    Eq. 28 fit; fits.json says how many (``eq28.n_excluded``, ``non_percolating``).
+    """
+    from cbagpu.theory import model_theory
+    from cbagpu.transport import DEFAULT_TOL
+
+    t_start = time.perf_counter()
+    vary_t = check_vary(base_params, vary)
+    realizations, shp, vs, seed = _check_inputs(realizations, shape, voxel_size, seed)
+    tol = DEFAULT_TOL if tol is None else float(tol)
+    if not (math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be > 0, got {tol!r}")
+    if not isinstance(backend, str):
+        backend = getattr(backend, "name", backend)
+    from cbagpu.backend import BACKEND_NAMES
+
+    if backend not in BACKEND_NAMES:
+        raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKEND_NAMES)}")
+    combos = _combos(vary_t)
+    seeds = list(range(seed, seed + realizations))
+    params_of = [base_params.replace(**c) for c in combos]
+    v1 = {i: float(model_theory(p, vs).V1) for i, p in enumerate(params_of)}
+    tasks = [
+        Task(_key(c, s), sweep_task,
+             {"params": p.to_dict(), "shape": shp, "voxel_size": vs, "seed": s,
+              "backend": backend, "axis": AXIS, "tol": tol, "max_iter": TRANSPORT_MAX_ITER})
+        for c, p in zip(combos, params_of, strict=True) for s in seeds
+    ]
+    store = None
+    out = None
+    if out_dir is not None:
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out} exists and is not a directory")
+        store = TaskStore(out / "tasks")
+        # everything that defines the results; the backend is left out (the same numbers
+        # up to rounding), so a sweep started on CPUs may be finished on GPUs
+        store.check_spec({
+            "study": "sweep",
+            "base_params": base_params.to_dict(),
+            "vary": {k: list(v) for k, v in vary_t.items()},
+            "realizations": realizations,
+            "seed": seed,
+            "shape": list(shp),
+            "voxel_size": vs,
+            "axis": AXIS,
+            "transport": {"tol": tol, "max_iter": TRANSPORT_MAX_ITER},
+            "phases": list(PHASES),
+        })
+    n_stored = sum(1 for t in tasks if store is not None and store.done(t.key))
+    results = run_tasks(tasks, store, scheduler=scheduler, workers=workers, progress=progress)
+    rows = _rows(list(vary_t), combos, seeds, results, v1)
+    fits = fit_rows(rows)
+    fits["settings"] = {
+        "vary": {k: list(v) for k, v in vary_t.items()},
+        "base_params": base_params.to_dict(),
+        "realizations": realizations, "seed": seed, "shape": list(shp), "voxel_size": vs,
+        "axis": "z", "transport_tol": tol,
+        "V1": [v1[i] for i in range(len(combos))],
+    }
+    messages = []
+    for ph in PHASES:
+        e = fits[ph]["eq28"]
+        if "error" in e:
+            messages.append(f"{ph}: Eq. 28 not fitted: {e['error']}")
+        elif e["n_excluded"]:
+            messages.append(f"{ph}: {e['n_excluded']} of {fits[ph]['n_rows']} rows excluded "
+                            "from the Eq. 28 fit (not percolating, M = 0 or beta = 0)")
+        if "error" in fits[ph]["eq29"]:
+            messages.append(f"{ph}: Eq. 29 not fitted: {fits[ph]['eq29']['error']}")
+    files: dict[str, str] = {}
+    if out is not None:
+        write_text_atomic(out / "results.csv", _csv_text(rows, list(vary_t)))
+        files["results"] = str(out / "results.csv")
+        write_text_atomic(out / "fits.json", json.dumps(fits, indent=2) + "\n")
+        files["fits"] = str(out / "fits.json")
+        if plot:
+            title = (f"sweep of {', '.join(vary_t) or 'nothing'}: {realizations} realizations, "
+                     f"{shp[0]}x{shp[1]}x{shp[2]} at {vs:g} nm")
+            msg = _plot(out / "figure8.png", rows, fits, list(vary_t), title)
+            if msg is None:
+                files["plot"] = str(out / "figure8.png")
+            else:
+                messages.append(msg)
+    return SweepResult(
+        rows=tuple(rows), fits=fits, vary=vary_t, files=files, n_tasks=len(tasks),
+        n_computed=len(tasks) - n_stored, seconds=time.perf_counter() - t_start,
+        task_seconds={k: float(r["seconds"]["total"]) for k, r in results.items()},
+        messages=tuple(messages),
+    )

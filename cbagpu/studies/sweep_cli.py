@@ -1,0 +1,137 @@
+"""``cbagpu sweep``: virtual materials testing (paper Section 3.4, Table 3, Figure 8).
+
+Wiring (in cbagpu/cli.py): ``from cbagpu.studies import sweep_cli``;
+``sweep_cli.add_parser(sub)`` registers the subcommand (``set_defaults(func=run)``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from typing import Any
+
+from cbagpu.studies.progress import progress_printer
+
+__all__ = ["add_parser", "progress_printer", "run"]
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``sweep`` on an argparse subparsers object; returns the new parser."""
+    from cbagpu.cli import _add_params_args, add_run_options
+
+    p = sub.add_parser(
+        "sweep",
+        help="virtual materials testing: vary parameters, measure eps, beta, tau, M, fit "
+        "Eqs. 28-29",
+        description="For every combination of the varied parameter values and every "
+        "realization (seeds SEED, SEED+1, ...): generate, then measure for the solid and the "
+        "pore phase the volume fraction, constrictivity, mean geodesic tortuosity and the "
+        "effective transport (sigma_eff, tau_eff, M; along z). Fits M_hat = eps^a beta^b / "
+        "tau^c (Eq. 28) and M_tilde = c1 V1 + c0 (Eq. 29). Each realization is a Dask task; "
+        "with --out DIR an interrupted sweep resumes when run again with the same command.",
+    )
+    _add_params_args(p)
+    p.add_argument("--vary", action="append", default=[], metavar="NAME=V1,V2,...",
+                   help="values of one parameter (Table 2 units), e.g. "
+                        "lambda_x=2.21e-11,3.55e-11 ('lambda_x=table3': the 7 values of "
+                        "Table 3); repeat for more parameters (all combinations are run)")
+    p.add_argument("--realizations", type=int, default=5,
+                   help="realizations per combination (default 5)")
+    p.add_argument("--shape", type=int, nargs="+", required=True, metavar="N",
+                   help="window in voxels: N (cube) or Z Y X")
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="write DIR/results.csv, DIR/fits.json, DIR/figure8.png; keep the "
+                        "finished tasks in DIR/tasks (resume)")
+    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                   help="address of a running dask.distributed scheduler (tcp://host:8786)")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="local cluster of N processes (default: one per usable core; "
+                        "1: plain in-process loop, no Dask)")
+    p.add_argument("--no-plot", action="store_true", help="do not write figure8.png")
+    add_run_options(p, json_help="print the table rows and the fits as one JSON object")
+    p.set_defaults(func=run)
+    return p
+
+
+def _err(msg: str) -> int:
+    print(f"cbagpu sweep: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}" if math.isfinite(v) else str(v)
+    return str(v)
+
+
+def _coef(fit: dict, name: str) -> str:
+    c = fit[name]
+    lo, hi = c["ci"]
+    if lo is None:
+        return f"{name} = {c['value']:.4g} (at the bound)"
+    return f"{name} = {c['value']:.4g} [{lo:.4g}, {hi:.4g}]"
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run ``cbagpu sweep``; exit 0, 1 when tasks failed, 2 on bad input."""
+    from cbagpu.cli import UsageError, _load_params
+    from cbagpu.studies.sweep import COLUMNS, parse_vary, sweep
+
+    try:
+        params = _load_params(args)
+    except UsageError as e:
+        return _err(str(e))
+    if len(args.shape) == 1:
+        shape = tuple(args.shape) * 3
+    elif len(args.shape) == 3:
+        shape = tuple(args.shape)
+    else:
+        return _err(f"--shape takes 1 or 3 integers, got {len(args.shape)}")
+    if args.workers is not None and args.scheduler is not None:
+        return _err("give either --scheduler or --workers, not both")
+    try:
+        vary = parse_vary(args.vary)
+        res = sweep(
+            params, vary, realizations=args.realizations, shape=shape,
+            voxel_size=args.voxel_size, seed=args.seed, backend=args.backend,
+            out_dir=args.out, scheduler=args.scheduler, workers=args.workers,
+            progress=progress_printer(not args.quiet), plot=not args.no_plot,
+        )
+    except ValueError as e:
+        return _err(str(e))
+    except RuntimeError as e:  # failed tasks: the finished ones are kept in DIR/tasks
+        print(f"cbagpu sweep: {e}", file=sys.stderr)
+        return 1
+    for m in res.messages:
+        print(f"cbagpu sweep: {m}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(res.to_dict(), indent=2))
+        return 0
+    names = list(res.vary)
+    header = [*names, *COLUMNS]
+    print("  ".join(f"{h:>12}" for h in header))
+    for r in res.rows:
+        print("  ".join(f"{_fmt(r[h]):>12}" for h in header))
+    for ph in ("solid", "pore", "both"):
+        f = res.fits[ph]
+        e28 = f["eq28"]
+        line = f"{ph:>5}: Eq. 28 "
+        if "error" in e28:
+            line += f"not fitted ({e28['error']})"
+        else:
+            line += ", ".join(_coef(e28, k) for k in "abc")
+            line += f", R2 = {e28['r2']:.3f} (n = {e28['n']}, excluded {e28['n_excluded']})"
+        print(line)
+        if "eq29" in f:
+            e29 = f["eq29"]
+            if "error" in e29:
+                print(f"{'':>5}  Eq. 29 not fitted ({e29['error']})")
+            else:
+                print(f"{'':>5}  Eq. 29 {_coef(e29, 'c1')}, {_coef(e29, 'c0')}, "
+                      f"R2 = {e29['r2']:.3f}")
+    print(f"{res.n_computed} of {res.n_tasks} tasks computed, {res.seconds:.1f} s"
+          + (f"; wrote {', '.join(res.files.values())}" if res.files else ""))
+    return 0

@@ -1,0 +1,411 @@
+"""Task runner for studies: one task per realization-and-analysis, run on Dask, resumable.
+
+A study (a parameter sweep, a validation) is a list of :class:`Task` objects. Each task is a
+module-level function with picklable keyword arguments that returns a JSON-serialisable
+dict. :func:`run_tasks` runs the tasks that a :class:`TaskStore` does not hold yet,
+
+* in the calling process (``workers=1``, no Dask at all),
+* on a ``dask.distributed`` ``LocalCluster`` sized to the machine (default; processes with
+  one thread each, or ``dask_cuda.LocalCUDACluster`` with one worker per GPU when the tasks
+  use the CuPy backend and ``dask_cuda`` imports), or
+* on a running cluster (``scheduler="tcp://host:8786"``),
+
+and the *calling* process saves each result as soon as it arrives (one JSON file per task,
+written to a temporary file and moved in place with :func:`os.replace`). An interrupted or
+partly failed study therefore keeps what finished, and the same call again computes only
+what is missing (issue 6, item 4).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cbagpu.atomic import write_text_atomic
+
+__all__ = ["Task", "TaskStore", "run_tasks", "validate_key", "usable_cores"]
+
+_KEY_RE = re.compile(r"[A-Za-z0-9_=,+\-][A-Za-z0-9._=,+\-]*")
+_RESERVED = frozenset({"spec"})
+_MAX_KEY = 200
+
+ProgressFn = Callable[[int, int, "float | None"], None]
+
+
+def validate_key(key: str) -> str:
+    """Return ``key`` when it can be a task key (a file name), else raise ValueError.
+
+    Allowed: letters, digits and ``. _ = , + -``; not starting with ``.``; at most 200
+    characters; not ``spec`` (the store keeps its settings in ``spec.json``).
+    """
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"task key must be a non-empty string, got {key!r}")
+    if len(key) > _MAX_KEY:
+        raise ValueError(f"task key {key[:40]!r}... is longer than {_MAX_KEY} characters")
+    if not _KEY_RE.fullmatch(key):
+        raise ValueError(
+            f"task key {key!r} may only hold letters, digits and ._=,+- "
+            "(and must not start with '.')"
+        )
+    if key in _RESERVED:
+        raise ValueError(f"task key {key!r} is reserved")
+    return key
+
+
+@dataclass(frozen=True)
+class Task:
+    """One unit of work: ``fn(**kwargs)`` -> JSON-serialisable dict, stored under ``key``.
+
+    ``fn`` must be a module-level function (it is pickled to Dask workers).
+    """
+
+    key: str
+    fn: Callable[..., dict]
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        validate_key(self.key)
+        if not callable(self.fn):
+            raise ValueError(f"task {self.key!r}: fn is not callable")
+        if not isinstance(self.kwargs, Mapping):
+            raise ValueError(f"task {self.key!r}: kwargs must be a mapping")
+
+
+def _json_roundtrip(obj: Any, what: str) -> Any:
+    try:
+        return json.loads(json.dumps(obj))
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"{what} is not JSON-serialisable: {e}") from None
+
+
+
+
+def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
+    """Paths (``a.b.c``) where two JSON values differ."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        out: list[str] = []
+        for k in sorted(set(a) | set(b), key=str):
+            p = f"{prefix}.{k}" if prefix else str(k)
+            if k not in a or k not in b:
+                out.append(p)
+            else:
+                out.extend(_diff(a[k], b[k], p))
+        return out
+    return [] if a == b else [prefix or "<spec>"]
+
+
+def _short(v: Any) -> str:
+    s = json.dumps(v)
+    return s if len(s) <= 60 else s[:57] + "..."
+
+
+class TaskStore:
+    """Finished task results, one JSON file per task: ``ROOT/<key>.json`` (atomic writes).
+
+    ``ROOT/spec.json`` holds the settings that define the results (:meth:`check_spec`).
+    """
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+        if self.root.exists() and not self.root.is_dir():
+            raise ValueError(f"{self.root} exists and is not a directory")
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> Path:
+        return self.root / f"{validate_key(key)}.json"
+
+    def done(self, key: str) -> bool:
+        """True when the result of ``key`` is stored."""
+        return self._path(key).is_file()
+
+    def load(self, key: str) -> dict:
+        """The stored result of ``key`` (KeyError when there is none)."""
+        p = self._path(key)
+        try:
+            text = p.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise KeyError(f"no stored result for task {key!r} in {self.root}") from None
+        return json.loads(text)
+
+    def save(self, key: str, result: dict) -> None:
+        """Store ``result`` (a JSON-serialisable dict) under ``key``: temp file + os.replace."""
+        if not isinstance(result, dict):
+            raise ValueError(f"task {key!r} returned {type(result).__name__}, not a dict")
+        try:
+            text = json.dumps(result)
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"result of task {key!r} is not JSON-serialisable: {e}") from None
+        write_text_atomic(self._path(key), text)
+
+    def keys(self) -> list[str]:
+        """Keys of all stored results (sorted)."""
+        return sorted(p.stem for p in self.root.glob("*.json") if p.stem not in _RESERVED)
+
+    def check_spec(self, spec: dict) -> None:
+        """Write ``ROOT/spec.json`` on first use; on a later run refuse a different spec.
+
+        Values are compared after a JSON round trip (tuples equal lists). A different spec
+        raises ValueError naming the differing keys.
+        """
+        if not isinstance(spec, dict):
+            raise ValueError("spec must be a dict")
+        new = _json_roundtrip(spec, "spec")
+        p = self.root / "spec.json"
+        if p.is_file():
+            old = json.loads(p.read_text(encoding="utf-8"))
+            diff = _diff(old, new)
+            if diff:
+                parts = []
+                for d in diff[:8]:
+                    o, n = _lookup(old, d), _lookup(new, d)
+                    parts.append(f"{d} (stored {o}, now {n})")
+                more = f" and {len(diff) - 8} more" if len(diff) > 8 else ""
+                raise ValueError(
+                    f"{self.root} holds a study with other settings: {', '.join(parts)}{more}; "
+                    "use another directory or the same settings"
+                )
+            return
+        write_text_atomic(p, json.dumps(new, indent=2, sort_keys=True))
+
+
+def _lookup(obj: Any, path: str) -> str:
+    if path == "<spec>":
+        return _short(obj)
+    cur = obj
+    for part in path.split("."):
+        if isinstance(cur, dict) and part in cur:
+            cur = cur[part]
+        else:
+            return "<absent>"
+    return _short(cur)
+
+
+def usable_cores() -> int:
+    """CPU cores this process may use (``os.sched_getaffinity`` where available)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _uses_cupy(tasks: Sequence[Task]) -> bool:
+    for t in tasks:
+        b = t.kwargs.get("backend")
+        name = getattr(b, "name", b)
+        if name == "cupy":
+            return True
+        if name == "auto":
+            from cbagpu.backend import gpu_available
+
+            if gpu_available():
+                return True
+    return False
+
+
+class _Progress:
+    """Counts finished tasks and estimates the time left from this run's completion rate."""
+
+    def __init__(self, fn: ProgressFn | None, done: int, total: int) -> None:
+        self.fn, self.done, self.total = fn, done, total
+        self.start_done = done
+        self.t0 = time.perf_counter()
+        if fn is not None:
+            fn(done, total, None if done < total else 0.0)
+
+    def step(self) -> None:
+        self.done += 1
+        if self.fn is None:
+            return
+        ran = self.done - self.start_done
+        left = self.total - self.done
+        elapsed = time.perf_counter() - self.t0
+        eta = elapsed / ran * left if ran > 0 else None
+        self.fn(self.done, self.total, eta)
+
+
+def _check_result(key: str, result: Any) -> dict:
+    if not isinstance(result, dict):
+        raise TypeError(f"task {key!r} returned {type(result).__name__}, not a dict")
+    return result
+
+
+def run_tasks(
+    tasks: Sequence[Task],
+    store: TaskStore | None,
+    *,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: ProgressFn | None = None,
+) -> dict[str, dict]:
+    """Run the tasks the store does not hold yet; return ``key -> result`` for ALL tasks.
+
+    Parameters
+    ----------
+    tasks : the study's tasks (unique keys).
+    store : where finished results live; ``None`` keeps nothing (every task is computed).
+    scheduler : address of a running ``dask.distributed`` scheduler; tasks are sent there.
+    workers : ``None`` -> a LocalCluster sized to the machine (processes, one thread each;
+        ``dask_cuda.LocalCUDACluster`` when the tasks use CuPy and dask_cuda imports);
+        ``n > 1`` -> a LocalCluster of ``n`` processes; ``1`` -> a plain in-process loop.
+        Give either ``scheduler`` or ``workers``, not both.
+    progress : called as ``progress(done, total, seconds_left_or_None)`` at the start and
+        after every finished task (``done`` counts stored results too).
+
+    Results are saved by this process as each task finishes. A task that raises does not stop
+    the others; once all have finished, a RuntimeError names the failed keys (a rerun
+    resumes). An interruption (KeyboardInterrupt, an exception from ``progress``) cancels
+    what is running and propagates; saved results stay.
+    """
+    tasks = list(tasks)
+    seen: set[str] = set()
+    for t in tasks:
+        if not isinstance(t, Task):
+            raise ValueError(f"run_tasks expects Task objects, got {type(t).__name__}")
+        if t.key in seen:
+            raise ValueError(f"duplicate task key {t.key!r}")
+        seen.add(t.key)
+    if scheduler is not None and workers is not None:
+        raise ValueError("give either scheduler (a running cluster) or workers, not both")
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
+    ):
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+
+    results: dict[str, dict] = {}
+    pending: list[Task] = []
+    for t in tasks:
+        if store is not None and store.done(t.key):
+            results[t.key] = store.load(t.key)
+        else:
+            pending.append(t)
+    prog = _Progress(progress, len(results), len(tasks))
+    if not pending:
+        return {t.key: results[t.key] for t in tasks}
+
+    failed: dict[str, str] = {}
+
+    def finish(key: str, result: Any) -> None:
+        try:
+            # computed results are returned as a later run would load them (tuples -> lists)
+            result = _json_roundtrip(_check_result(key, result), f"result of task {key!r}")
+            if store is not None:
+                store.save(key, result)
+        except (TypeError, ValueError) as e:
+            failed[key] = str(e)
+        else:
+            results[key] = result
+        prog.step()
+
+    if workers == 1:
+        for t in pending:
+            try:
+                r = t.fn(**t.kwargs)
+            except Exception as e:  # noqa: BLE001 - reported below, others go on
+                failed[t.key] = f"{type(e).__name__}: {e}"
+                prog.step()
+                continue
+            finish(t.key, r)
+    else:
+        _run_dask(pending, scheduler, workers, finish, failed, prog)
+
+    if failed:
+        lines = "; ".join(f"{k}: {failed[k]}" for k in sorted(failed)[:5])
+        more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
+        raise RuntimeError(
+            f"{len(failed)} of {len(tasks)} tasks failed: {', '.join(sorted(failed))}"
+            f" -- {lines}{more}; finished results are kept, run again to resume"
+        )
+    return {t.key: results[t.key] for t in tasks}
+
+
+def _call(fn: Callable[..., dict], kwargs: dict) -> dict:
+    """Run one task on a worker."""
+    return fn(**kwargs)
+
+
+def _run_dask(
+    pending: list[Task],
+    scheduler: str | None,
+    workers: int | None,
+    finish: Callable[[str, Any], None],
+    failed: dict[str, str],
+    prog: _Progress,
+) -> None:
+    import logging
+
+    try:
+        from distributed import Client, LocalCluster, as_completed
+    except ImportError as e:  # pragma: no cover - dask is an optional extra
+        raise RuntimeError(
+            "running studies on Dask needs dask[distributed] (pip install 'cbagpu[dask]'); "
+            "use workers=1 for the in-process loop"
+        ) from e
+
+    cluster = None
+    if scheduler is None:
+        cluster = _local_cluster(pending, workers, logging.ERROR, LocalCluster)
+        client = Client(cluster, set_as_default=False)
+    else:
+        client = Client(scheduler, set_as_default=False)
+    try:
+        run_id = uuid.uuid4().hex[:8]
+        futures = {}
+        for t in pending:
+            # kwargs travel as one dict: names like "key" or "workers" must not reach submit()
+            f = client.submit(_call, t.fn, dict(t.kwargs), key=f"cbagpu-{t.key}-{run_id}",
+                              pure=False)
+            futures[f.key] = (t.key, f)
+        try:
+            for fut in as_completed([f for _, f in futures.values()], loop=client.loop):
+                key = futures[fut.key][0]
+                if fut.status == "error":
+                    exc = fut.exception()
+                    failed[key] = f"{type(exc).__name__}: {exc}"
+                    prog.step()
+                elif fut.status == "cancelled":
+                    failed[key] = "cancelled (worker lost or cluster shut down)"
+                    prog.step()
+                else:
+                    try:
+                        r = fut.result()
+                    except Exception as e:  # noqa: BLE001
+                        failed[key] = f"{type(e).__name__}: {e}"
+                        prog.step()
+                        continue
+                    finish(key, r)
+                fut.release()
+        except BaseException:
+            client.cancel([f for _, f in futures.values()])
+            raise
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _local_cluster(pending: list[Task], workers: int | None, log_level: int, local_cls: Any):
+    if workers is None and _uses_cupy(pending):
+        try:
+            from dask_cuda import LocalCUDACluster
+        except ImportError:
+            LocalCUDACluster = None  # noqa: N806
+        if LocalCUDACluster is not None:
+            return LocalCUDACluster(
+                threads_per_worker=1, dashboard_address=":0", silence_logs=log_level
+            )
+    n = workers if workers is not None else usable_cores()
+    n = max(1, min(n, len(pending)))
+    return local_cls(
+        n_workers=n,
+        threads_per_worker=1,
+        processes=True,
+        dashboard_address=":0",
+        silence_logs=log_level,
+    )

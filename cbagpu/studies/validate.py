@@ -1,0 +1,564 @@
+"""Model validation across resolutions (paper Sections 3.3 and 4.2, Figures 5-7; issue 6).
+
+For every down-sampling factor f the study compares
+
+* the **image** down-sampled by slice removal, ``image[::f, ::f, ::f]`` at voxel size
+  ``f * voxel_size`` (NOTES §8, :func:`cbagpu.prepare.resample.resample`), with
+* ``realizations`` **model realizations** generated at voxel size ``f * voxel_size`` (every
+  parameter with a unit converted with the new s, γ and μ kept; NOTES §3) in a window of the
+  down-sampled image's shape, seeds ``seed .. seed + realizations - 1``,
+
+by the descriptors of Section 3.3 of the solid (labels 1 + 2) and pore (label 0) phases:
+volume fraction, specific surface area S_V (Ohser-Schladitz configuration counts), r_max
+(CPSD⁻¹(0.5), Eq. 26), r_min (simulated intrusion), constrictivity β = (r_min / r_max)² and
+mean geodesic tortuosity τ, plus the CPSD curves (Figure 6) and the centred two-point
+coverage C(h) − V² (Figure 7). Everything is computed by :func:`cbagpu.measure.describe`.
+
+Each (source, factor, seed) is one :class:`cbagpu.studies.tasks.Task` run by
+:func:`~cbagpu.studies.tasks.run_tasks` (in-process, local Dask cluster or a running
+scheduler) and stored in ``out_dir/tasks`` as it finishes, so an interrupted study resumes.
+The store's spec holds what defines a task's result (image hash and shape, voxel size,
+parameters, inlet axis, phases); the number of realizations, the factors and the seed only
+decide *which* tasks exist, so a study can be extended (more realizations, another factor)
+in the same directory and reuses every finished task.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import math
+import os
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from cbagpu.atomic import write_text_atomic
+from cbagpu.backend import Backend, get_backend
+from cbagpu.params import CBAParams
+from cbagpu.prepare.resample import resample, resampled_shape
+
+__all__ = [
+    "CURVES",
+    "DESCRIPTORS",
+    "MIN_VOXELS",
+    "PHASES",
+    "CurveSummary",
+    "ScalarSummary",
+    "ValidationResult",
+    "image_sha256",
+    "validate",
+    "write_tables",
+]
+
+#: Phases compared (Figure 5 b-c, e-f): solid = labels 1 and 2, pore = label 0.
+PHASES: tuple[str, ...] = ("solid", "pore")
+#: Scalar descriptors of every phase and their units (nm based).
+DESCRIPTORS: dict[str, str] = {
+    "volume_fraction": "",
+    "S_V": "nm^-1",
+    "r_max": "nm",
+    "r_min": "nm",
+    "constrictivity": "",
+    "geodesic_tortuosity": "",
+}
+#: Curves of every phase: name -> name of the abscissa (nm).
+CURVES: dict[str, str] = {"cpsd": "r", "covariance_centred": "h"}
+#: Smallest number of voxels per axis a down-sampled image may keep.
+MIN_VOXELS = 16
+#: Version of the task results' layout (part of the store's spec).
+TASK_FORMAT = 1
+
+_AXES = {"z": 0, "y": 1, "x": 2, 0: 0, 1: 1, 2: 2}
+CSV_COLUMNS: tuple[str, ...] = (
+    "factor", "voxel_size", "phase", "descriptor", "unit",
+    "image", "model_mean", "model_min", "model_max", "model_n",
+)
+
+
+# ------------------------------------------------------------------------------- results
+def _num(v: float) -> float | None:
+    """JSON number, non-finite -> null."""
+    v = float(v)
+    return v if math.isfinite(v) else None
+
+
+def _arr(a: np.ndarray) -> list[float | None]:
+    return [_num(x) for x in np.asarray(a, dtype=float)]
+
+
+@dataclass(frozen=True)
+class ScalarSummary:
+    """One row of the table: a descriptor of a phase at one factor (Figure 5)."""
+
+    factor: int
+    voxel_size: float
+    phase: str
+    descriptor: str
+    unit: str
+    image: float
+    model_mean: float  # mean over the realizations with a finite value
+    model_min: float
+    model_max: float
+    model_n: int  # realizations with a finite value
+    model_values: np.ndarray  # per realization (seed order); NaN where undefined
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "factor": self.factor,
+            "voxel_size": self.voxel_size,
+            "phase": self.phase,
+            "descriptor": self.descriptor,
+            "unit": self.unit,
+            "image": _num(self.image),
+            "model_mean": _num(self.model_mean),
+            "model_min": _num(self.model_min),
+            "model_max": _num(self.model_max),
+            "model_n": self.model_n,
+            "model_values": _arr(self.model_values),
+        }
+
+
+@dataclass(frozen=True)
+class CurveSummary:
+    """A curve of a phase at one factor: the image's and the model's mean/min/max pointwise.
+
+    ``curve`` is ``"cpsd"`` (x = r in nm, Eq. 26, Figure 6) or ``"covariance_centred"``
+    (x = h in nm, C(h) − V², Figure 7).
+    """
+
+    factor: int
+    voxel_size: float
+    phase: str
+    curve: str
+    x: np.ndarray
+    image: np.ndarray
+    model_mean: np.ndarray
+    model_min: np.ndarray
+    model_max: np.ndarray
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "factor": self.factor,
+            "voxel_size": self.voxel_size,
+            "phase": self.phase,
+            "curve": self.curve,
+            "x_name": CURVES[self.curve],
+            "x": _arr(self.x),
+            "image": _arr(self.image),
+            "model_mean": _arr(self.model_mean),
+            "model_min": _arr(self.model_min),
+            "model_max": _arr(self.model_max),
+        }
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """Image vs model descriptors per factor and phase (Figures 5-7)."""
+
+    voxel_size: float
+    factors: tuple[int, ...]
+    realizations: int
+    seed: int
+    axis: int
+    shape: tuple[int, int, int]
+    image_sha256: str
+    params: dict[str, float]
+    backend: str
+    scalars: tuple[ScalarSummary, ...]
+    curves: tuple[CurveSummary, ...]
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        return tuple(range(self.seed, self.seed + self.realizations))
+
+    def scalar(self, factor: int, phase: str, descriptor: str) -> ScalarSummary:
+        """The row of ``descriptor`` of ``phase`` at ``factor`` (KeyError if absent)."""
+        for row in self.scalars:
+            if (row.factor, row.phase, row.descriptor) == (factor, phase, descriptor):
+                return row
+        raise KeyError(f"no row for factor {factor}, phase {phase!r}, {descriptor!r}")
+
+    def curve(self, factor: int, phase: str, curve: str) -> CurveSummary:
+        """The ``curve`` ("cpsd" or "covariance_centred") of ``phase`` at ``factor``."""
+        for c in self.curves:
+            if (c.factor, c.phase, c.curve) == (factor, phase, curve):
+                return c
+        raise KeyError(f"no curve {curve!r} for factor {factor}, phase {phase!r}")
+
+    def meta(self) -> dict[str, Any]:
+        return {
+            "image": {"shape": list(self.shape), "sha256": self.image_sha256},
+            "voxel_size": self.voxel_size,
+            "factors": list(self.factors),
+            "voxel_sizes": [f * self.voxel_size for f in self.factors],
+            "realizations": self.realizations,
+            "seeds": list(self.seeds),
+            "axis": "zyx"[self.axis],
+            "phases": list(PHASES),
+            "params": dict(self.params),
+            "backend": self.backend,
+            "units": "nm",
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready: ``meta``, ``scalars`` (the CSV rows + per-realization values) and
+        ``curves`` (image curve and model mean/min/max per r or h)."""
+        return {
+            "meta": self.meta(),
+            "scalars": [r.to_dict() for r in self.scalars],
+            "curves": [c.to_dict() for c in self.curves],
+        }
+
+    def csv_text(self) -> str:
+        """The table: one row per factor, phase and descriptor (empty cell = undefined)."""
+        buf = io.StringIO()
+        w = csv.writer(buf, lineterminator="\n")
+        w.writerow(CSV_COLUMNS)
+        for r in self.scalars:
+            cells = [r.image, r.model_mean, r.model_min, r.model_max]
+            w.writerow([r.factor, repr(r.voxel_size), r.phase, r.descriptor, r.unit]
+                       + ["" if not math.isfinite(v) else repr(float(v)) for v in cells]
+                       + [r.model_n])
+        return buf.getvalue()
+
+
+# ------------------------------------------------------------------------------- helpers
+def write_tables(result: ValidationResult, out_dir: str | os.PathLike[str]) -> list[Path]:
+    """Write ``out_dir/validation.csv`` and ``out_dir/validation.json`` (atomically)."""
+    d = Path(out_dir)
+    d.mkdir(parents=True, exist_ok=True)
+    csv_path, json_path = d / "validation.csv", d / "validation.json"
+    write_text_atomic(csv_path, result.csv_text())
+    write_text_atomic(json_path, json.dumps(result.to_dict(), indent=1) + "\n")
+    return [csv_path, json_path]
+
+
+def image_sha256(labels: np.ndarray) -> str:
+    """SHA-256 of a label image's shape, dtype and C-order bytes."""
+    a = np.ascontiguousarray(labels)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    flat = a.reshape(-1).view(np.uint8)
+    step = 1 << 26
+    for i in range(0, flat.size, step):
+        h.update(flat[i:i + step])
+    return h.hexdigest()
+
+
+def _host_labels(image: Any) -> np.ndarray:
+    if hasattr(image, "__cuda_array_interface__"):
+        image = image.get()
+    a = np.asarray(image)
+    if a.ndim != 3:
+        raise ValueError(f"a 3D label image (z, y, x) is needed, got shape {a.shape}")
+    if a.dtype.kind not in "biu":
+        raise ValueError(f"a label image of integers is needed, got dtype {a.dtype}")
+    if a.size == 0:
+        raise ValueError(f"the image is empty (shape {a.shape})")
+    lo, hi = int(a.min()), int(a.max())
+    if lo < 0 or hi > 2:
+        raise ValueError(f"labels must be 0 (pore), 1 (CBD), 2 (graphite); found values in "
+                         f"[{lo}, {hi}]")
+    return a.astype(np.uint8, copy=False)
+
+
+def _check_factors(factors: Sequence[int], shape: tuple[int, ...]) -> tuple[int, ...]:
+    try:
+        fs = list(factors)
+    except TypeError:
+        raise ValueError(f"factors must be a sequence of integers >= 1, got {factors!r}") from None
+    if not fs:
+        raise ValueError("factors must name at least one down-sampling factor (e.g. 1 2 4)")
+    out: list[int] = []
+    for f in fs:
+        if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < 1:
+            raise ValueError(f"factors must be integers >= 1, got {f!r}")
+        if int(f) in out:
+            raise ValueError(f"factor {int(f)} is given twice")
+        out.append(int(f))
+    for f in out:
+        ds = resampled_shape(shape, (f, f, f))
+        if min(ds) < MIN_VOXELS:
+            n = min(shape)
+            largest = max((k for k in range(1, n + 1) if -(-n // k) >= MIN_VOXELS), default=0)
+            hint = (f"use factors <= {largest}" if largest >= 1
+                    else f"the image itself has fewer than {MIN_VOXELS} voxels along an axis")
+            raise ValueError(
+                f"factor {f} leaves {'x'.join(map(str, ds))} voxels of the "
+                f"{'x'.join(map(str, shape))} image (fewer than {MIN_VOXELS} per axis); {hint}"
+            )
+    return tuple(sorted(out))
+
+
+def _finite_or_nan(v: Any) -> float:
+    return float("nan") if v is None else float(v)
+
+
+# ----------------------------------------------------------------------------- the task
+def _validation_task(*, source: str, factor: int, voxel_size: float, axis: int, backend: str,
+                     phases: Sequence[str], labels: np.ndarray | None = None,
+                     params: Mapping[str, float] | None = None,
+                     shape: Sequence[int] | None = None, seed: int | None = None) -> dict:
+    """Descriptors of one source at one factor (runs on a worker; returns a JSON dict).
+
+    ``source="image"``: ``labels`` is the down-sampled image. ``source="model"``: a
+    realization of ``params`` (Table 2 units) in a window ``shape`` at ``voxel_size`` (the
+    coarse one) with ``seed``.
+    """
+    import time
+
+    from cbagpu.measure.describe import describe
+    from cbagpu.simulate import generate
+
+    be = get_backend(backend)
+    t0 = time.perf_counter()
+    if source == "image":
+        lab = labels
+    elif source == "model":
+        lab = generate(CBAParams.from_dict(dict(params or {})), tuple(shape or ()), voxel_size,
+                       int(seed or 0), backend=be)
+    else:
+        raise ValueError(f"unknown source {source!r}")
+    t1 = time.perf_counter()
+    desc = describe(lab, voxel_size, phases=tuple(phases), axis=axis, backend=be)
+    out_phases: dict[str, Any] = {}
+    for name, p in desc.phases.items():
+        d: dict[str, Any] = {k: _num(getattr(p, k)) for k in DESCRIPTORS}
+        d["fraction_connected"] = _num(p.fraction_connected)
+        d["cpsd"] = {"r": _arr(p.cpsd_r), "value": _arr(p.cpsd_value)}
+        d["covariance_centred"] = {"h": _arr(p.covariance_h), "value": _arr(p.covariance_centred)}
+        out_phases[name] = d
+    return {
+        "source": source,
+        "factor": int(factor),
+        "voxel_size": float(voxel_size),
+        "seed": None if seed is None else int(seed),
+        "shape": [int(n) for n in desc.shape],
+        "backend": desc.backend,
+        "seconds": {"generate": t1 - t0, "describe": time.perf_counter() - t1},
+        "phases": out_phases,
+    }
+
+
+def _image_key(f: int) -> str:
+    return f"image,f={f}"
+
+
+def _model_key(f: int, seed: int) -> str:
+    return f"model,f={f},seed={seed}"
+
+
+# ------------------------------------------------------------------------- aggregation
+def _stats(values: np.ndarray, axis: int = 0) -> tuple[Any, Any, Any, Any]:
+    """Mean, min, max and count of the finite entries along ``axis`` (NaN where none)."""
+    v = np.asarray(values, dtype=float)
+    ok = np.isfinite(v)
+    n = ok.sum(axis=axis)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        mean = np.where(n > 0, np.where(ok, v, 0.0).sum(axis=axis) / np.maximum(n, 1), np.nan)
+        vmin = np.where(n > 0, np.where(ok, v, np.inf).min(axis=axis), np.nan)
+        vmax = np.where(n > 0, np.where(ok, v, -np.inf).max(axis=axis), np.nan)
+    return mean, vmin, vmax, n
+
+
+def _curve_values(entry: Mapping[str, Any], curve: str) -> tuple[np.ndarray, np.ndarray]:
+    c = entry[curve]
+    x = np.asarray([_finite_or_nan(v) for v in c[CURVES[curve]]], dtype=float)
+    y = np.asarray([_finite_or_nan(v) for v in c["value"]], dtype=float)
+    return x, y
+
+
+def _summarize_curve(curve: str, step: float, image: Mapping[str, Any],
+                     models: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, ...]:
+    """Put the image and model curves on one grid x = k * step and reduce the models.
+
+    CPSD radii are k * s for k = 0 .. R+1 with CPSD(R+1) = 0 (the grid of
+    :mod:`cbagpu.measure.cpsd`), so a shorter curve continues with its last value. The centred C(h)
+    of one factor shares one lag grid (same window shape).
+    """
+    pairs = [_curve_values(image, curve)] + [_curve_values(m, curve) for m in models]
+    k_max = max(len(x) for x, _ in pairs) - 1
+    x = np.arange(k_max + 1, dtype=float) * step
+    rows = []
+    for xi, yi in pairs:
+        k = np.rint(xi / step).astype(int) if xi.size else np.zeros(0, int)
+        if xi.size and (np.any(np.abs(xi - k * step) > 1e-6 * step) or
+                        np.any(k != np.arange(len(k)))):
+            raise ValueError(f"{curve}: abscissae are not the grid 0, s, 2s, ... (s = {step})")
+        # CPSD: constant continuation (0 after CPSD(R+1) = 0; 1 for a phase filling the
+        # window, whose grid stops at r = 0; NaN for an empty phase)
+        fill = yi[-1] if (curve == "cpsd" and len(yi)) else np.nan
+        row = np.full(k_max + 1, fill)
+        row[: len(yi)] = yi
+        rows.append(row)
+    mean, vmin, vmax, _ = _stats(np.array(rows[1:]).reshape(len(models), k_max + 1))
+    return x, rows[0], mean, vmin, vmax
+
+
+def summarize(results: Mapping[str, Mapping[str, Any]], *, voxel_size: float,
+              factors: Sequence[int], realizations: int, seed: int, axis: int,
+              shape: tuple[int, int, int], image_hash: str, params: Mapping[str, float],
+              backend: str) -> ValidationResult:
+    """Reduce the task results (key -> dict) to the validation table and curves."""
+    scalars: list[ScalarSummary] = []
+    curves: list[CurveSummary] = []
+    seeds = range(seed, seed + realizations)
+    for f in factors:
+        s = f * voxel_size
+        img = results[_image_key(f)]["phases"]
+        mods = [results[_model_key(f, k)]["phases"] for k in seeds]
+        for ph in PHASES:
+            for name, unit in DESCRIPTORS.items():
+                vals = np.array([_finite_or_nan(m[ph][name]) for m in mods])
+                mean, vmin, vmax, n = _stats(vals)
+                scalars.append(ScalarSummary(
+                    f, s, ph, name, unit, _finite_or_nan(img[ph][name]), float(mean),
+                    float(vmin), float(vmax), int(n), vals))
+            for cname in CURVES:
+                x, im, mean, vmin, vmax = _summarize_curve(cname, s, img[ph],
+                                                           [m[ph] for m in mods])
+                curves.append(CurveSummary(f, s, ph, cname, x, im, mean, vmin, vmax))
+    return ValidationResult(
+        voxel_size=float(voxel_size), factors=tuple(factors), realizations=realizations,
+        seed=seed, axis=axis, shape=shape, image_sha256=image_hash, params=dict(params),
+        backend=backend, scalars=tuple(scalars), curves=tuple(curves),
+    )
+
+
+# --------------------------------------------------------------------------- the study
+def validate(
+    image: Any,
+    voxel_size: float,
+    params: CBAParams,
+    *,
+    realizations: int = 5,
+    factors: Sequence[int] = (1, 2, 4),
+    seed: int = 0,
+    axis: int | str = 0,
+    backend: str | Backend = "auto",
+    out_dir: str | os.PathLike[str] | None = None,
+    scheduler: str | None = None,
+    workers: int | None = None,
+    progress: Callable[[int, int, float | None], None] | None = None,
+    plot: bool = False,
+) -> ValidationResult:
+    """Compare a label image with model realizations across resolutions (Section 3.3, 4.2).
+
+    Parameters
+    ----------
+    image : uint8 label image (z, y, x): 0 pore, 1 CBD, 2 graphite (NumPy or CuPy).
+    voxel_size : its voxel edge length s in nm.
+    params : the calibrated model (Table 2 units); realizations at f·s use it converted
+        with the new voxel size (NOTES §3, §8).
+    realizations : model realizations per factor (seeds ``seed .. seed + realizations - 1``).
+    factors : down-sampling factors; factor f keeps ``image[::f, ::f, ::f]`` (slice removal)
+        and compares it with realizations at ``f * voxel_size`` of the same shape. Every
+        factor must leave at least :data:`MIN_VOXELS` voxels per axis.
+    axis : inlet axis (0/1/2 or "z"/"y"/"x") of the intrusion (r_min) and of the geodesic
+        tortuosity.
+    backend : "auto", "numpy", "cupy" or a Backend; checked here, and its name is what the
+        tasks use (with ``scheduler`` the name is passed as given: the workers resolve it).
+    out_dir : if given, finished tasks are stored in ``out_dir/tasks`` (a rerun resumes;
+        other settings in the same directory are refused) and ``validation.csv`` and
+        ``validation.json`` are written there (atomically); ``plot=True`` adds
+        ``figure5.png``, ``figure6.png``, ``figure7.png`` (needs matplotlib).
+    scheduler, workers, progress : as :func:`cbagpu.studies.tasks.run_tasks` (``workers=1``:
+        plain in-process loop; default: a local Dask cluster sized to the machine).
+
+    Returns
+    -------
+    ValidationResult
+        One :class:`ScalarSummary` per factor, phase and descriptor (image value, model
+        mean/min/max over the realizations) and one :class:`CurveSummary` per factor, phase
+        and curve (CPSD, centred C(h)).
+    """
+    from cbagpu.studies.tasks import Task, TaskStore, run_tasks
+
+    if not isinstance(params, CBAParams):
+        raise ValueError(f"params must be a CBAParams, got {type(params).__name__}")
+    if isinstance(voxel_size, bool) or not isinstance(voxel_size, (int, float, np.number)):
+        raise ValueError(f"voxel_size must be a number (nm), got {voxel_size!r}")
+    voxel_size = float(voxel_size)
+    if not (math.isfinite(voxel_size) and voxel_size > 0):
+        raise ValueError(f"voxel_size must be finite and > 0 (nm), got {voxel_size!r}")
+    if isinstance(realizations, bool) or not isinstance(realizations, (int, np.integer)) \
+            or realizations < 1:
+        raise ValueError(f"realizations must be an integer >= 1, got {realizations!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if axis not in _AXES:
+        raise ValueError(f"axis must be 0, 1, 2, 'z', 'y' or 'x', got {axis!r}")
+    ax = _AXES[axis]
+    realizations, seed = int(realizations), int(seed)
+    labels = _host_labels(image)
+    shape = tuple(int(n) for n in labels.shape)
+    fs = _check_factors(factors, shape)
+    if plot:
+        if out_dir is None:
+            raise ValueError("plot=True needs out_dir (the figures are written there)")
+        from cbagpu.studies.figures import require_matplotlib
+
+        require_matplotlib()
+    if isinstance(backend, Backend):
+        be_name = backend.name
+    elif scheduler is None:
+        be_name = get_backend(backend).name
+    else:
+        be_name = str(backend)
+        if be_name not in ("auto", "numpy", "cupy"):
+            get_backend(be_name)  # raises the usual error for an unknown name
+
+    digest = image_sha256(labels)
+    pdict = params.to_dict()
+    store = None
+    if out_dir is not None:
+        out = Path(out_dir)
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out} exists and is not a directory")
+        store = TaskStore(out / "tasks")
+        store.check_spec({
+            "study": "validate",
+            "format": TASK_FORMAT,
+            "image": {"sha256": digest, "shape": list(shape)},
+            "voxel_size": voxel_size,
+            "params": pdict,
+            "axis": "zyx"[ax],
+            "phases": list(PHASES),
+        })
+
+    tasks = []
+    common = {"axis": ax, "backend": be_name, "phases": list(PHASES)}
+    for f in fs:
+        s = f * voxel_size
+        key = _image_key(f)
+        if store is not None and store.done(key):  # no copy of the image for a stored task
+            kw: dict[str, Any] = {**common, "source": "image", "factor": f, "voxel_size": s}
+        else:
+            kw = {**common, "source": "image", "factor": f, "voxel_size": s,
+                  "labels": resample(labels, voxel_size, s)}
+        tasks.append(Task(key, _validation_task, kw))
+        ds_shape = list(resampled_shape(shape, (f, f, f)))
+        for k in range(seed, seed + realizations):
+            tasks.append(Task(_model_key(f, k), _validation_task, {
+                **common, "source": "model", "factor": f, "voxel_size": s, "params": pdict,
+                "shape": ds_shape, "seed": k}))
+
+    results = run_tasks(tasks, store, scheduler=scheduler, workers=workers, progress=progress)
+    backends = sorted({r.get("backend", be_name) for r in results.values()})
+    res = summarize(results, voxel_size=voxel_size, factors=fs, realizations=realizations,
+                    seed=seed, axis=ax, shape=shape, image_hash=digest, params=pdict,
+                    backend=",".join(backends))
+    if out_dir is not None:
+        write_tables(res, out_dir)
+        if plot:
+            from cbagpu.studies.figures import plot_validation
+
+            plot_validation(res, out_dir)
+    return res

@@ -1,0 +1,238 @@
+"""Task runner (issue 6, items 3-4): in-process vs Dask, resume, spec, keys.
+
+Dask start-ups cost seconds: one LocalCluster created by ``run_tasks(workers=2)`` itself and
+one module-scoped LocalCluster (2 processes) reached through ``scheduler=``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cbagpu.studies.tasks import Task, TaskStore, run_tasks, validate_key
+
+
+# ------------------------------------------------------------------ task functions (picklable)
+def _work(seed: int, n: int, marker_dir: str, key: str, fail_flag: str = "",
+          sleep: float = 0.0) -> dict:
+    """Deterministic result from the seed; writes one marker file per call."""
+    Path(marker_dir).mkdir(parents=True, exist_ok=True)
+    (Path(marker_dir) / f"{key}.{uuid.uuid4().hex}").write_text(str(os.getpid()))
+    if sleep:
+        time.sleep(sleep)
+    if fail_flag and Path(fail_flag).exists():
+        raise ValueError(f"planned failure in {key}")
+    x = np.random.default_rng(seed).standard_normal(n)
+    return {"seed": seed, "mean": float(x.mean()), "sum_sq": float((x * x).sum()),
+            "values": tuple(x[:3].tolist())}  # a tuple: returned as a list, as when loaded
+
+
+def _not_a_dict(key: str) -> list:
+    return [key]
+
+
+def _pid() -> dict:
+    return {"pid": os.getpid()}
+
+
+def _tasks(marker_dir: Path, n_tasks: int = 6, fail_flag: str = "", fail_key: str = "",
+           sleep: float = 0.0) -> list[Task]:
+    out = []
+    for i in range(n_tasks):
+        key = f"lambda_x=1.5e-11,seed={100 + i}"
+        kw = {"seed": 100 + i, "n": 1000, "marker_dir": str(marker_dir), "key": key,
+              "sleep": sleep}
+        if fail_key == key:
+            kw["fail_flag"] = fail_flag
+        out.append(Task(key, _work, kw))
+    return out
+
+
+def _calls(marker_dir: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    if not marker_dir.exists():
+        return counts
+    for p in marker_dir.iterdir():
+        k = p.name.rsplit(".", 1)[0]
+        counts[k] = counts.get(k, 0) + 1
+    return counts
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> dict[str, dict]:
+    """Uninterrupted in-process run, no store."""
+    d = tmp_path_factory.mktemp("ref")
+    return run_tasks(_tasks(d / "m"), None, workers=1)
+
+
+@pytest.fixture(scope="module")
+def cluster_address():
+    distributed = pytest.importorskip("distributed")
+    import logging
+
+    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                       dashboard_address=None, silence_logs=logging.ERROR)
+    try:
+        yield cluster.scheduler_address
+    finally:
+        cluster.close()
+
+
+# ------------------------------------------------------------------------------------ keys
+@pytest.mark.parametrize("bad", ["", "a/b", "a b", "..", ".hidden", "spec", "x" * 201,
+                                 "a\\b", "k\n", "é"])
+def test_bad_keys_refused(bad):
+    with pytest.raises(ValueError, match="key"):
+        validate_key(bad)
+    with pytest.raises(ValueError, match="key"):
+        Task(bad, _pid, {})
+
+
+def test_good_keys_and_duplicates(tmp_path):
+    for k in ["lambda_x=2.21e-11,seed=3,phase+solid", "a.b_c-d", "0"]:
+        assert validate_key(k) == k
+    t = Task("a", _pid, {})
+    with pytest.raises(ValueError, match="duplicate task key 'a'"):
+        run_tasks([t, Task("a", _pid, {})], None, workers=1)
+    with pytest.raises(ValueError, match="workers"):
+        run_tasks([t], None, workers=0)
+    with pytest.raises(ValueError, match="either"):
+        run_tasks([t], None, scheduler="tcp://127.0.0.1:1", workers=2)
+
+
+# ------------------------------------------------------------------------------ the store
+def test_store_roundtrip_atomic(tmp_path):
+    st = TaskStore(tmp_path / "tasks")
+    assert not st.done("k1")
+    with pytest.raises(KeyError):
+        st.load("k1")
+    res = {"a": 1.5, "b": [1, 2], "tau": float("inf")}
+    st.save("k1", res)
+    assert st.done("k1") and st.load("k1") == res
+    assert json.loads((tmp_path / "tasks" / "k1.json").read_text().replace("Infinity", "1e999"))
+    with pytest.raises(ValueError, match="not a dict"):
+        st.save("k2", [1, 2])
+    with pytest.raises(ValueError, match="JSON"):
+        st.save("k2", {"x": object()})
+    assert not st.done("k2")
+    # nothing half-written: only the one result file
+    assert sorted(p.name for p in (tmp_path / "tasks").iterdir()) == ["k1.json"]
+    assert st.keys() == ["k1"]
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ValueError, match="not a directory"):
+        TaskStore(tmp_path / "file")
+
+
+def test_spec_mismatch_refused(tmp_path):
+    st = TaskStore(tmp_path)
+    spec = {"params": {"lambda_x": 2.21e-11, "mu": 0.5}, "shape": (40, 40, 40), "seed": 1}
+    st.check_spec(spec)
+    assert (tmp_path / "spec.json").is_file()
+    TaskStore(tmp_path).check_spec({**spec, "shape": [40, 40, 40]})  # tuple == list
+    other = {"params": {"lambda_x": 3.55e-11, "mu": 0.5}, "shape": (40, 40, 40), "seed": 2}
+    with pytest.raises(ValueError, match="other settings") as e:
+        TaskStore(tmp_path).check_spec(other)
+    msg = str(e.value)
+    assert "params.lambda_x" in msg and "seed" in msg and "shape" not in msg
+    with pytest.raises(ValueError, match="other settings.*extra"):
+        TaskStore(tmp_path).check_spec({**spec, "extra": 1})
+    assert json.loads((tmp_path / "spec.json").read_text())["seed"] == 1  # unchanged
+
+
+# ----------------------------------------------------------------- in-process loop: resume
+def test_in_process_failure_then_resume(tmp_path, reference):
+    flag = tmp_path / "fail"
+    flag.write_text("1")
+    bad = "lambda_x=1.5e-11,seed=102"
+    st = TaskStore(tmp_path / "tasks")
+    seen = []
+    with pytest.raises(RuntimeError, match=r"1 of 6 tasks failed: lambda_x=1\.5e-11,seed=102"):
+        run_tasks(_tasks(tmp_path / "m1", fail_flag=str(flag), fail_key=bad), st, workers=1,
+                  progress=lambda d, t, s: seen.append((d, t, s)))
+    assert seen[0] == (0, 6, None) and seen[-1][:2] == (6, 6)
+    assert all(s is None or s >= 0 for _, _, s in seen)
+    assert st.keys() == sorted(k for k in reference if k != bad)
+    flag.unlink()
+    res = run_tasks(_tasks(tmp_path / "m2", fail_flag=str(flag), fail_key=bad), st, workers=1)
+    assert _calls(tmp_path / "m2") == {bad: 1}  # only the missing task was computed
+    assert res == reference
+    # a third run computes nothing
+    assert run_tasks(_tasks(tmp_path / "m3"), st, workers=1) == reference
+    assert _calls(tmp_path / "m3") == {}
+
+
+def test_in_process_interrupt_then_resume(tmp_path, reference):
+    st = TaskStore(tmp_path / "tasks")
+
+    def stop(done, total, left):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_tasks(_tasks(tmp_path / "m1"), st, workers=1, progress=stop)
+    first = st.keys()
+    assert len(first) == 2
+    res = run_tasks(_tasks(tmp_path / "m2"), st, workers=1)
+    assert res == reference
+    assert set(_calls(tmp_path / "m2")) == set(reference) - set(first)
+    assert all(v == 1 for v in _calls(tmp_path / "m2").values())
+
+
+def test_bad_result_reported(tmp_path):
+    st = TaskStore(tmp_path)
+    tasks = [Task("ok", _pid, {}), Task("bad", _not_a_dict, {"key": "bad"})]
+    with pytest.raises(RuntimeError, match="tasks failed: bad.*not a dict"):
+        run_tasks(tasks, st, workers=1)
+    assert st.keys() == ["ok"]
+
+
+# ---------------------------------------------------------------------------- Dask paths
+def test_local_cluster_equals_in_process(tmp_path, reference):
+    """run_tasks(workers=2) starts its own LocalCluster of 2 processes."""
+    seen = []
+    res = run_tasks(_tasks(tmp_path / "m", sleep=0.05), TaskStore(tmp_path / "t"), workers=2,
+                    progress=lambda d, t, s: seen.append((d, t, s)))
+    assert res == reference
+    assert [d for d, _, _ in seen] == list(range(7))
+    pids = {int(p.read_text()) for p in (tmp_path / "m").iterdir()}
+    assert os.getpid() not in pids  # computed in worker processes
+    assert len(_calls(tmp_path / "m")) == 6
+
+
+def test_scheduler_failure_and_interrupt_then_resume(tmp_path, reference, cluster_address):
+    """Through a running cluster: a failing task, then an interrupted pool, then resume."""
+    flag = tmp_path / "fail"
+    flag.write_text("1")
+    bad = "lambda_x=1.5e-11,seed=104"
+    st = TaskStore(tmp_path / "tasks")
+    with pytest.raises(RuntimeError, match=r"tasks failed: lambda_x=1\.5e-11,seed=104"):
+        run_tasks(_tasks(tmp_path / "m1", fail_flag=str(flag), fail_key=bad), st,
+                  scheduler=cluster_address)
+    assert st.keys() == sorted(k for k in reference if k != bad)
+    flag.unlink()
+
+    # fresh store: interrupt after 2 results (the others are cancelled)
+    st2 = TaskStore(tmp_path / "tasks2")
+
+    def stop(done, total, left):
+        if done == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_tasks(_tasks(tmp_path / "m2", sleep=0.2), st2, scheduler=cluster_address,
+                  progress=stop)
+    kept = st2.keys()
+    assert len(kept) == 2
+    res = run_tasks(_tasks(tmp_path / "m3"), st2, scheduler=cluster_address)
+    assert res == reference
+    # stragglers of the cancelled run write into m2, so m3 holds only the rerun's calls
+    assert set(_calls(tmp_path / "m3")) == set(reference) - set(kept)
+    res1 = run_tasks(_tasks(tmp_path / "m4"), st, scheduler=cluster_address)
+    assert res1 == reference
+    assert _calls(tmp_path / "m4") == {bad: 1}
