@@ -317,8 +317,15 @@ def test_prepare_hand_case_anisotropic_input():
     np.testing.assert_array_equal(r.labels, expected)
     assert r.factors == (1, 2, 2) and r.voxel_size == 20.0
     steps = {s["step"]: s for s in r.steps}
-    assert steps["closing"]["filled"] == 1 and steps["main_component"]["removed"] == 1
+    # default: the hole is filled as a pore inclusion (<= 27 voxels), no closing
+    assert steps["closing"]["filled"] == 0 and steps["fill_holes"]["filled"] == 1
+    assert steps["main_component"]["removed"] == 1
     assert steps["resample"]["solid"] == solid.sum()
+    # the paper's closing (3x3x3 cube) fills it instead
+    rc = prepare(up, pu, (20, 10, 10), 20, threshold=0.5, min_graphite_volume=10 * 20.0**3,
+                 closing_radius=40.0, closing_element="cube", max_hole_volume=0, backend=BE)
+    np.testing.assert_array_equal(rc.labels, expected)
+    assert {s["step"]: s for s in rc.steps}["closing"]["filled"] == 1
     assert steps["pore_correction"]["graphite"] == (truth & solid).sum()
     assert r.fractions["graphite"] == pytest.approx((expected == 2).mean())
     # a probability map already at the target shape is accepted as is

@@ -1,21 +1,23 @@
 """Round trip of the issue: a realization of the paper's model (20 nm, 112^3, seed 7),
 up-sampled to FIB-SEM-like 20 x 10 x 10 nm voxels (z, y, x) and degraded the ways a
 Weka/ilastik segmentation goes wrong, is restored by ``prepare`` (slice removal back to
-20 nm). Measured on the 2-core machine (NumPy backend, under load), in % of the truth:
+20 nm). Measured on the 2-core machine (NumPy backend), in % of the truth:
 
-    settings                                    pore      graphite   graphite IoU
-    defaults (paper)                            -4.1      +2.5       0.90
-    suited (no closing, 1-voxel holes filled,   +0.3      -0.3       0.96
+    settings                                    pore      graphite
+    defaults (inclusions <= 27 voxels filled)   +0.3      +0.1
+    paper's closing (3x3x3 cube, no filling)    -4.1      +2.5
+    suited (inclusions <= 2 voxels filled,      +0.3      -0.3     (higher IoU)
             threshold 0.5, 60 nm ball)
 
-The defaults miss the issue's 2 % on the pore fraction, and that is the paper's solid
-closing, not the degradation: the closing of the *undegraded* solid alone lowers the
-porosity by ~2 % (the model has pore gaps one 20 nm voxel wide; the closing cannot tell
-them from noise), and boundary noise that adds solid voxels can only be kept or grown by a
-closing. See test_closing_bias_of_the_clean_solid and the strict xfail below. On another
-window (seed 1, 128^3, 8.9 % graphite) the defaults give -4.2 % pore and +15 % graphite: the
-0.85 quantile of the whole map takes 15 % of the voxels as candidates, so it presumes a
-graphite fraction near the paper's ~10-15 %; the window here has 17 %.
+The paper's literal solid closing misses the issue's 2 % on the pore fraction, and that
+is the closing, not the degradation: the closing of the *undegraded* solid alone lowers
+the porosity by ~2 % (the model has pore gaps one 20 nm voxel wide; the closing cannot tell
+them from noise). So the default fills the small pore inclusions the closing is meant to
+remove (paper Section 2.3.1) without closing, and the cube stays one option away. On
+another window (seed 1, 128^3, 8.9 % graphite) the defaults give +0.3 % pore and +7.4 %
+graphite (the paper's closing: -4.2 % and +15 %): the 0.85 quantile of the whole map takes
+15 % of the voxels as candidates, so it presumes a graphite fraction near the paper's
+~10-15 %.
 
 The tolerances are the issue's (2 % pore, 10 % graphite, relative); everything is
 deterministic (fixed seeds), so no sampling error enters.
@@ -77,6 +79,13 @@ def defaults(case):
 
 
 @pytest.fixture(scope="module")
+def paper_closing(case):
+    _, solid, prob = case
+    return prepare(solid, prob, (20, 10, 10), 20, backend="numpy", closing_element="cube",
+                   max_hole_volume=0.0)
+
+
+@pytest.fixture(scope="module")
 def suited(case):
     _, solid, prob = case
     return prepare(solid, prob, (20, 10, 10), 20, backend="numpy", **SUITED)
@@ -91,21 +100,23 @@ def _iou(a, b):
     return (a & b).sum() / (a | b).sum()
 
 
-def test_round_trip_defaults_graphite_within_10_percent(case, defaults):
+def test_round_trip_defaults_within_the_issue_tolerances(case, defaults):
     truth = case[0]
     assert defaults.labels.shape == truth.shape and defaults.factors == (1, 2, 2)
     pore, graphite = _rel(defaults, truth)
-    assert abs(graphite) < 0.10, graphite
-    # the pore fraction is off by more than the issue's 2 % (see the module docstring),
-    # always downwards (closing only adds solid); measured -4.1 %
+    assert abs(pore) < 0.02, pore          # measured +0.3 %
+    assert abs(graphite) < 0.10, graphite  # measured +0.1 %
+    steps = {s["step"]: s for s in defaults.steps}
+    assert steps["closing"]["filled"] == 0 and steps["fill_holes"]["filled"] > 0
+    assert steps["fill_holes"]["max_hole_voxels"] == 27
+
+
+def test_paper_closing_lowers_the_pore_fraction(case, paper_closing):
+    """The paper's 3x3x3 closing, selectable, always errs downwards (closing only adds
+    solid); measured -4.1 %."""
+    pore, graphite = _rel(paper_closing, case[0])
     assert -0.06 < pore < -0.02, pore
-
-
-@pytest.mark.xfail(strict=True, reason="the paper's 3x3x3 closing of the solid lowers the "
-                   "porosity of the model by ~2 % even without degradation")
-def test_round_trip_defaults_pore_within_2_percent(case, defaults):
-    pore, _ = _rel(defaults, case[0])
-    assert abs(pore) < 0.02
+    assert abs(graphite) < 0.10, graphite
 
 
 def test_closing_bias_of_the_clean_solid(case):
@@ -122,11 +133,10 @@ def test_round_trip_suited_settings_closer(case, defaults, suited):
     truth = case[0]
     pore, graphite = _rel(suited, truth)
     assert abs(pore) < 0.02 and abs(graphite) < 0.10
-    d_pore, d_graphite = _rel(defaults, truth)
-    assert abs(pore) < abs(d_pore) and abs(graphite) < abs(d_graphite)
-    # voxel-wise too: the suited settings put more voxels back where they were
+    # the defaults already restore both fractions to < 0.5 %: "closer" is voxel-wise, the
+    # suited settings put more voxels back where they were
     assert _iou(suited.labels == 2, truth == 2) > _iou(defaults.labels == 2, truth == 2)
-    assert _iou(suited.labels > 0, truth > 0) > _iou(defaults.labels > 0, truth > 0)
+    assert _iou(suited.labels > 0, truth > 0) >= _iou(defaults.labels > 0, truth > 0)
     steps = {s["step"]: s for s in suited.steps}
     assert steps["fill_holes"]["filled"] > 0 and steps["closing"]["filled"] == 0
 
@@ -136,7 +146,8 @@ def test_round_trip_report_is_consistent(case, defaults):
     st = {s["step"]: s for s in defaults.steps}
     assert st["input"]["solid"] == np.count_nonzero(solid)
     main, size = st["main_component"], st["size_filter"]
-    assert main["solid"] == st["closing"]["solid"] - main["removed"]
+    assert st["fill_holes"]["solid"] == st["closing"]["solid"] + st["fill_holes"]["filled"]
+    assert main["solid"] == st["fill_holes"]["solid"] - main["removed"]
     assert size["graphite"] == st["threshold"]["graphite"] - size["removed"]
     assert st["pore_correction"]["graphite"] == (defaults.labels == 2).sum()
     assert st["resample"]["solid"] == (defaults.labels > 0).sum()
