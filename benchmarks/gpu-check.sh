@@ -22,11 +22,12 @@ mkdir -p "$OUT"
 cd "$(dirname "$0")/.." || exit 1
 PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-150}
 TESTS=${TESTS-tests/gpu tests/test_kernels_compile.py tests/test_kernels_host.py}
-# Sized for one call of ~6 minutes; the H100/H200 runs of 2026-11-27 showed what fits.
-DEFAULT_STEPS="60 describe --sizes 400 --repeat 1 --timeout 50
-60 transport --sizes 400 --repeat 1 --timeout 50
-60 generate --sizes 1024 --repeat 1 --timeout 50
-60 fit --repeat 1 --timeout 55"
+# What the H100/H200 runs of 2026-11-27 left open, most wanted first (fits one call of
+# ~8 minutes; the warm-up run of each case counts in its limit).
+DEFAULT_STEPS="150 describe --sizes 800 --repeat 1 --timeout 140 -k describe-800
+150 fit --repeat 1 --timeout 140 -k fit-400
+60 transport --sizes 800 --repeat 1 --timeout 55 -k transport-800
+120 generate --repeat 1 --timeout 115 -k zarr"
 STEPS=${STEPS:-$DEFAULT_STEPS}
 RESULTS=${RESULTS:-/tmp/bench-results}
 mkdir -p "$RESULTS"
@@ -62,7 +63,15 @@ if [ -n "$TESTS" ]; then
   echo "pytest exit status: ${PIPESTATUS[0]}" | tee -a "$OUT/pytest.txt"
 fi
 
-# 3. Benchmark steps.
+# 3. Stage timings of the transport solve and the fit (benchmarks/profile_stages.py).
+PROFILE=${PROFILE---transport 200 --fit 160}
+if [ -n "$PROFILE" ]; then
+  # shellcheck disable=SC2086
+  timeout 90 python3 -m benchmarks.profile_stages --backend cupy $PROFILE 2>&1 \
+    | tee "$OUT/profile.txt" | tail -30
+fi
+
+# 4. Benchmark steps.
 : > "$OUT/bench.txt"
 while IFS= read -r line; do
   [ -z "$line" ] && continue
@@ -76,8 +85,8 @@ while IFS= read -r line; do
   mkdir -p "$OUT/results" && cp "$RESULTS"/*.json "$OUT/results/" 2>/dev/null
 done <<< "$STEPS"
 
-# Only 8 files come back: gpu.txt, pytest.txt, bench.txt and at most 5 results; else a tarball.
-if [ "$(find "$OUT/results" -maxdepth 1 -name '*.json' 2>/dev/null | wc -l)" -gt 5 ]; then
+# Only 8 files come back: gpu, pytest, profile, bench and at most 4 results; else a tarball.
+if [ "$(find "$OUT/results" -maxdepth 1 -name "*.json" 2>/dev/null | wc -l)" -gt 4 ]; then
   tar -czf "$OUT/results.tar.gz" -C "$OUT" results && rm -rf "$OUT/results"
 fi
 echo "done; files under \$OUT come back: gpu.txt pytest.txt bench.txt results/ (or results.tar.gz)"

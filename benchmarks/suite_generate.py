@@ -14,8 +14,15 @@ Cases, for each window edge ``n`` (voxels of 20 nm, ``preset("paper")``, seed 1,
   blobiness=1)``, a plain Gaussian-filtered field, as the anchor (reported 44 s for 400^3 on
   the 2-core CPU); skipped when PoreSpy is not installed.
 
+* ``zarr-n``: block-wise generation into a Zarr store on disk
+  (:func:`cbagpu.studies.volume.generate_zarr`, chunks of ``ZARR_CHUNK``, in-process, one
+  GPU; issue 6: 2048^3 at 20 nm on one GPU, time and peak device memory); ``extra`` holds
+  the generation's own seconds (the timed run also deletes the previous run's store).
+
 Sizes: 200, 400, 800; on cupy also 1024 and the larger cubes 1280 and 1536 when their
 estimated memory fits; ``--quick``: 64 and 128 only.  ``--sizes`` overrides the list.
+Zarr cases: 256 on numpy, 2048 on cupy (``--quick``: 64 at 80 nm with chunks of 32); select them
+with ``-k zarr``.
 """
 
 from __future__ import annotations
@@ -43,6 +50,9 @@ GPU_SIZES = (1024,)
 GPU_LARGE_SIZES = (1280, 1536)  # "the largest cube that fits", each guarded by free memory
 QUICK_SIZES = (64, 128)
 PORESPY_SIZE = 400
+ZARR_SIZES = {"numpy": (256,), "cupy": (2048,)}
+ZARR_QUICK = (64, 32, 80.0)  # size, chunk, voxel nm (80 nm: field blocks of ~108 voxels)
+ZARR_CHUNK = 512
 
 #: Memory estimates (bytes per voxel) used to skip cases that cannot fit.
 DEVICE_BYTES_PER_VOXEL = {"generate": 16.0, "fft": 20.0}
@@ -347,7 +357,40 @@ def cases(backend: str, quick: bool, sizes: Sequence[int] | None = None) -> list
         out.append(_fft_case(n, backend, free_device, free_host))
         if n == PORESPY_SIZE and not quick:
             out.append(_porespy_case(n, free_host))
+    if quick:
+        out.append(_zarr_case(*ZARR_QUICK[:2], backend, ZARR_QUICK[2]))
+    elif not sizes:
+        out.extend(_zarr_case(n, min(ZARR_CHUNK, n), backend, VOXEL_NM)
+                   for n in ZARR_SIZES[backend])
     return out
+
+
+def _zarr_case(n: int, chunk: int, backend: str, voxel_nm: float) -> Case:
+    import shutil
+    import tempfile
+
+    def setup() -> dict[str, Any]:
+        from cbagpu.params import preset
+
+        if importlib.util.find_spec("zarr") is None:
+            raise SkipCase("zarr not installed (pip install cbagpu[dask])")
+        root = tempfile.mkdtemp(prefix="cbagpu-bench-zarr-")
+        return {"params": preset(PRESET), "root": root, "runs": 0}
+
+    def run(state: dict[str, Any]) -> dict[str, float]:
+        from cbagpu.studies.volume import generate_zarr
+
+        old = os.path.join(state["root"], f"run{state['runs']}.zarr")
+        shutil.rmtree(old, ignore_errors=True)
+        state["runs"] += 1
+        path = os.path.join(state["root"], f"run{state['runs']}.zarr")
+        res = generate_zarr(state["params"], (n, n, n), voxel_nm, SEED, path, chunks=chunk,
+                            backend=backend, workers=1)
+        return {"generate_zarr_s": res.seconds, "chunks": float(res.tasks_total)}
+
+    return Case(name=f"zarr-{n}", params={"size": n, "chunks": chunk, "voxel_size_nm": voxel_nm},
+                setup=setup, run=run, voxels=n**3,
+                notes=f"Zarr store, chunks {chunk}^3, in-process")
 
 
 # --------------------------------------------------------------------------------------
