@@ -236,3 +236,21 @@ def test_scheduler_failure_and_interrupt_then_resume(tmp_path, reference, cluste
     res1 = run_tasks(_tasks(tmp_path / "m4"), st, scheduler=cluster_address)
     assert res1 == reference
     assert _calls(tmp_path / "m4") == {bad: 1}
+
+
+def _worker_env() -> dict:
+    import os
+
+    return {"trim": os.environ.get("MALLOC_TRIM_THRESHOLD_"),
+            "omp": os.environ.get("OMP_NUM_THREADS")}
+
+
+def test_local_workers_keep_glibc_dynamic_mmap_threshold(tmp_path):
+    """Dask's nanny sets MALLOC_TRIM_THRESHOLD_=65536, which made every task ~1/3 slower
+    (fresh page faults for every array > 128 KiB); our local clusters drop it and keep the
+    rest of Dask's worker environment."""
+    from cbagpu.studies.tasks import Task, run_tasks, worker_environ
+
+    assert worker_environ()["MALLOC_TRIM_THRESHOLD_"] is None
+    out = run_tasks([Task("env", _worker_env, {})], None, workers=2)
+    assert out["env"]["trim"] is None and out["env"]["omp"] == "1"

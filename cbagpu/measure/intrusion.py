@@ -26,12 +26,27 @@ Conventions (same lattice, window, grid and interpolation rules as :mod:`.cpsd`)
 
 Algorithm
 ---------
-One EDT gives the eroded sets E_i (:func:`cbagpu.measure.cpsd._levels`). Going down the
-grid, the components of E_i that touch the inlet give the nested sets K_i and the map
-B(x) = 1 + the largest i with x in K_i (:func:`bottleneck_levels`: ``Backend.label`` with
-faces for large E_i, a SciPy csgraph of the voxels for small ones on the CPU). The
-dilations of all K_i are then one call of :func:`cbagpu.measure.cpsd.cover_index` on B,
-the exact ball-cover transform also used for the CPSD. ``constrictivity`` shares the EDT.
+One EDT gives the level map F and the eroded sets E_i = {F > i}
+(:func:`cbagpu.measure.cpsd._levels`). The components of E_i that touch the inlet are nested
+sets K_i, summarised by the bottleneck map B(x) = 1 + the largest i with x in K_i. Since x
+is in K_i iff some face-connected path from the inlet slice to x has F > i everywhere, B is
+the max-min ("widest path") value of F from the inlet slice: a grey-level reconstruction by
+dilation of the inlet slice under F. The dilations of all K_i are then one call of
+:func:`cbagpu.measure.cpsd.cover_index` on B, the exact ball-cover transform also used for
+the CPSD, and the curve is a histogram of its result. ``constrictivity`` shares the EDT.
+
+Two implementations give identical results (``tests/test_measure_intrusion.py``):
+
+* **array module** (the GPU path, and the reference): the EDT of the backend, then B by
+  one ``Backend.label`` (faces) per level (:func:`bottleneck_levels`);
+* **CPU** (NumPy backend, :mod:`._intrusion_kernels`, Numba): an exact int32 squared EDT
+  (separable; brute-force lower envelopes where distances are short, the parabola envelope
+  elsewhere) and B in one O(N) bucket-queue flood from the top level down, instead of one
+  labelling per level, and the curve's histogram. On a 200^3 paper realization (2-core
+  CPU, under load) the array-module path takes 1.48 s (pore) and 0.87 s (solid): EDT and
+  level map 32 % / 41 %, labellings 49 % / 39 %, ball cover 16 % / 17 %. The CPU path
+  takes 0.60 s and 0.38 s: EDT 27 % / 30 %, flood 29 % / 24 %, ball cover (shared with
+  the CPSD, unchanged) 38 % / 39 %.
 
 References
 ----------
@@ -54,6 +69,7 @@ from cbagpu.backend import Backend
 from cbagpu.measure.cpsd import (
     CPSD,
     _curve,
+    _lattice_r2,
     _levels,
     _prepare,
     _zchunks,
@@ -123,7 +139,58 @@ def _inlet(axis: int | str, side: str) -> int:
 
 
 # eroded sets with at most this fraction of the window are labelled as sparse graphs
+# (array-module path on the CPU, i.e. with ``_NUMBA = False``)
 _SPARSE_FRACTION = 0.04
+# the NumPy backend uses the Numba kernels of ._intrusion_kernels (False: the array-module
+# twins, as on the GPU; the tests compare both)
+_NUMBA = True
+
+
+def _cpu_kernels(be: Backend, shape: tuple[int, ...]) -> Any:
+    """The kernel module when the CPU kernels apply (imported here: Numba loads only when
+    used), else None."""
+    if be.name != "numpy" or not _NUMBA:
+        return None
+    from cbagpu.measure import _intrusion_kernels
+
+    return _intrusion_kernels if max(shape, default=0) <= _intrusion_kernels.MAX_EDGE else None
+
+
+def _levels_any(
+    be: Backend, m: Any, radii_vox: Any
+) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    """(F, grid, m, inv) of :func:`cbagpu.measure.cpsd._levels`, with the Numba squared
+    EDT on the CPU (identical values: F counts the lattice balls m_j < EDT^2)."""
+    K = _cpu_kernels(be, m.shape)
+    if K is None:
+        return _levels(be, m, radii_vox)
+    d2 = K.squared_edt(m)
+    r2max = int(d2.max()) if d2.size else 0  # finite: the phase does not fill the window
+    grid = radius_grid(r2max, radii_vox)
+    mg, inv = np.unique(_lattice_r2(grid), return_inverse=True)
+    dtype = np.uint8 if len(mg) < 255 else np.uint16
+    lut = np.searchsorted(mg, np.arange(r2max + 1), side="left").astype(dtype)
+    F = K.level_map(d2, lut)
+    return F, grid, mg, inv
+
+
+def _curve_any(be: Backend, C: Any, m: Any, n_unique: int, inv: np.ndarray) -> np.ndarray:
+    """:func:`cbagpu.measure.cpsd._curve`, with a Numba histogram on the CPU."""
+    K = _cpu_kernels(be, C.shape)
+    if K is None:
+        return _curve(be, C, m, n_unique, inv)
+    counts = K.count_levels(C, m, n_unique + 1)
+    tail = np.cumsum(counts[::-1])[::-1].astype(np.float64)  # tail[j] = #(C >= j)
+    frac = tail[1:] / tail[0] if tail[0] > 0 else np.full(n_unique, np.nan)
+    return frac[inv]
+
+
+def _bottleneck(be: Backend, F: Any, axis: int, side: str) -> Any:
+    """B of :func:`bottleneck_levels`; on the CPU by the Numba flood (one O(N) pass)."""
+    K = _cpu_kernels(be, F.shape)
+    if K is not None:
+        return K.bottleneck_flood(F, axis, side)
+    return bottleneck_levels(be, F, axis, side)
 
 
 def bottleneck_levels(be: Backend, F: Any, axis: int, side: str) -> Any:
@@ -242,9 +309,10 @@ def _intrusion_from(
     ax: int,
     side: str,
 ) -> Intrusion:
-    B = bottleneck_levels(be, F, ax, side)
+    B = _bottleneck(be, F, ax, side)
     C = cover_index(be, B, mg)
-    value = _curve(be, C, m, len(mg), inv)
+    del B
+    value = _curve_any(be, C, m, len(mg), inv)
     rm, rg = crossing(grid, value)
     return Intrusion(grid * voxel_size, value, rm * voxel_size, rg * voxel_size, ax, side)
 
@@ -292,7 +360,7 @@ def intrusion(
         fill = math.nan if not bool(m.any()) else 1.0
         r = math.nan if not bool(m.any()) else math.inf
         return Intrusion(grid * voxel_size, np.full(len(grid), fill), r, r, ax, side)
-    F, grid, mg, inv = _levels(be, m, radii_vox)
+    F, grid, mg, inv = _levels_any(be, m, radii_vox)
     return _intrusion_from(be, m, F, grid, mg, inv, voxel_size, ax, side)
 
 
@@ -325,9 +393,9 @@ def constrictivity(
         c = cpsd(m, voxel_size, be, radii)
         i = intrusion(m, voxel_size, ax, side, be, radii)
         return Constrictivity(i.r_min, c.r_max, math.nan, c, i)
-    F, grid, mg, inv = _levels(be, m, radii_vox)
+    F, grid, mg, inv = _levels_any(be, m, radii_vox)
     CT = cover_index(be, F, mg)
-    value = _curve(be, CT, m, len(mg), inv)
+    value = _curve_any(be, CT, m, len(mg), inv)
     del CT
     rm, rg = crossing(grid, value)
     c = CPSD(grid * voxel_size, value, rm * voxel_size, rg * voxel_size)
