@@ -401,8 +401,8 @@ def worker_environ() -> dict[str, Any]:
     allocation: a sweep task (100^3 at 40 nm) ran 34 % slower with it, and
     benchmarks/suite_sweep.py had measured the tasks 24 % slower in a worker than
     in-process.  Workers that users start themselves (``dask-worker``) keep Dask's default
-    unless their environment sets
-    ``DASK_DISTRIBUTED__NANNY__PRE_SPAWN_ENVIRON__MALLOC_TRIM_THRESHOLD_`` (README)."""
+    unless a Dask config file sets ``distributed.nanny.pre-spawn-environ.
+    MALLOC_TRIM_THRESHOLD_: null`` (README, "Running on a cluster")."""
     import dask
 
     env = dict(dask.config.get("distributed.nanny.pre-spawn-environ", {}) or {})
