@@ -262,6 +262,21 @@ def test_precise_tolerance_converges():
         assert r.converged and r.flux_spread <= 1e-6, r.message
 
 
+def test_float32_stall_continues_in_float64():
+    """A high-contrast solid phase (tau ~ 120) whose float32 solve reached its round-off
+    floor at a flux spread of 1.8e-2 > tol (found in a Table 3 sweep at 100^3): the solve
+    goes on in float64 from there and meets the tolerance and the float64 reference."""
+    from cbagpu import generate, preset
+
+    lab = generate(preset("paper").replace(lambda_x=3.55e-11), (100, 100, 100), 40.0, 2,
+                   backend="numpy")
+    r = transport(lab, "solid")
+    assert r.converged and r.flux_spread <= 1e-2, r.message
+    assert "continued in float64" in r.message
+    ref = effective_conductivity(lab, transport_sigma("solid"), tol=1e-6, dtype=np.float64)
+    assert r.tau_eff == pytest.approx(ref.tau_eff, rel=5e-3)
+
+
 def test_parse_sigma_and_errors():
     assert parse_sigma("0=0, 1=0.01,2=1") == SOLID
     lab = np.zeros((6, 6, 6), np.uint8)

@@ -271,8 +271,25 @@ def effective_conductivity(
     L = shape[0] - 1 + 2 * boundary_offset
     area = shape[1] * shape[2]
 
-    x_dtype = dtype
-    x, info = _pcg(be, levels, coarse_inv, tol, int(max_iter), L, progress, x_dtype)
+    x, info = _pcg(be, levels, coarse_inv, tol, int(max_iter), L, progress, dtype)
+    note = ""
+    if info["stalled"] and not info["converged"] and dtype == np.float32:
+        # the float32 recursion reached its round-off floor before the tolerance (seen on
+        # high-contrast solid phases, tau ~ 100): go on in float64 from where it stopped
+        need64 = int(np.prod(shape)) * BYTES_PER_VOXEL * 2
+        if need64 <= be.available_memory():
+            spread32, it32 = info["spread"], info["iterations"]
+            levels = _hierarchy(_as_float64(fine, be))
+            del fine
+            coarse_inv = xp.asarray(np.linalg.inv(assemble_dense(levels[-1])))
+            x, info = _pcg(be, levels, coarse_inv, tol, max(1, int(max_iter) - it32), L,
+                           progress, np.float64, x0=x)
+            info["iterations"] += it32
+            note = (f"; float32 stalled at flux spread {spread32:.2e} after {it32} "
+                    "iterations, continued in float64")
+        else:
+            note = ("; float32 stalled at its round-off floor and float64 (twice the "
+                    "memory) does not fit: ask for a looser --tol or a smaller window")
     flux = info["flux"]
     mean_flux = float(flux.mean())
     sigma_eff = mean_flux * L / area
@@ -280,7 +297,7 @@ def effective_conductivity(
     conv = info["converged"]
     msg = (
         f"{'converged' if conv else 'NOT converged'} after {info['iterations']} iterations: "
-        f"flux spread {info['spread']:.2e} (tol {tol:g})"
+        f"flux spread {info['spread']:.2e} (tol {tol:g}){note}"
     )
     pot = None
     if return_potential:
@@ -405,6 +422,14 @@ def slice_fluxes(level: Level, x: Any) -> np.ndarray:
     return out
 
 
+def _as_float64(level: Level, be: Backend) -> Level:
+    """A float64 copy of a level (array-module twins on the GPU, Numba on the CPU)."""
+    xp = level.xp
+    f64 = [xp.asarray(g, dtype=np.float64) for g in level.g]
+    return Level(xp, (f64[0], f64[1], f64[2]), xp.asarray(level.g_in, dtype=np.float64),
+                 xp.asarray(level.g_out, dtype=np.float64), _fused_kernels(be, np.float64))
+
+
 def _pcg(
     be: Backend,
     levels: list[Level],
@@ -414,16 +439,20 @@ def _pcg(
     length: float,
     progress: Progress | None,
     x_dtype: Any,
+    x0: Any = None,
 ) -> tuple[Any, dict[str, Any]]:
-    """Preconditioned conjugate gradients on the finest level; stops on the flux spread."""
+    """Preconditioned conjugate gradients on the finest level; stops on the flux spread
+    (``info["stalled"]``: stopped at the round-off floor of the field precision)."""
     xp = be.xp
     fine = levels[0]
     n0 = fine.shape[0]
-    # start from the linear profile between the Dirichlet planes
-    off = (length - (n0 - 1)) / 2
-    prof = 1.0 - (off + np.arange(n0)) / length
     x = xp.empty(fine.shape, dtype=x_dtype)
-    x[...] = xp.asarray(prof)[:, None, None]
+    if x0 is None:  # the linear profile between the Dirichlet planes
+        off = (length - (n0 - 1)) / 2
+        prof = 1.0 - (off + np.arange(n0)) / length
+        x[...] = xp.asarray(prof)[:, None, None]
+    else:
+        x[...] = x0
     r = xp.empty(fine.shape, dtype=fine.dtype)
     fine.apply(x, out=r)
     r *= -1
@@ -438,6 +467,7 @@ def _pcg(
     check_every = 2
     floor = (100 * float(np.finfo(fine.dtype).eps)) ** 2
     rz0 = 0.0
+    stalled = False
     while True:
         if it % check_every == 0 or it >= max_iter:
             flux = slice_fluxes(fine, x)
@@ -457,6 +487,7 @@ def _pcg(
         if it == 0:
             rz0 = rz
         if pq <= 0 or rz <= floor * rz0:  # at the round-off floor of the field precision
+            stalled = True
             break
         alpha = rz / pq
         _axpy(xp, alpha, p, x)
@@ -470,6 +501,7 @@ def _pcg(
     return x, {
         "iterations": it,
         "converged": bool(spread <= tol),
+        "stalled": stalled,
         "spread": spread,
         "residual": res,
         "flux": flux,
