@@ -566,26 +566,29 @@ def _write_raw_bytes(fh: Any, image: np.ndarray) -> None:
     fh.write(memoryview(np.ascontiguousarray(data)).cast("B"))
 
 
+def create_zarr_array(store: str | os.PathLike[str], shape: tuple[int, ...],
+                      chunks: tuple[int, ...], dtype: Any, attributes: dict[str, Any],
+                      fill_value: Any = 0) -> Any:
+    """Create (overwrite) an array store of the format this module writes
+    (:data:`ZARR_FORMAT`, readable by zarr-python 2.x and 3.x) and return it."""
+    zarr = _zarr_module()
+    if int(str(zarr.__version__).split(".")[0]) >= 3:
+        return zarr.create_array(
+            store=str(store), shape=shape, chunks=chunks, dtype=dtype, fill_value=fill_value,
+            zarr_format=ZARR_FORMAT, attributes=attributes, overwrite=True,
+        )
+    arr = zarr.open_array(  # pragma: no cover - zarr-python 2.x
+        store=str(store), mode="w", shape=shape, chunks=chunks, dtype=dtype,
+        fill_value=fill_value,
+    )
+    arr.attrs.put(attributes)  # pragma: no cover
+    return arr  # pragma: no cover
+
+
 def _write_zarr(store: Path, image: np.ndarray, metadata: dict[str, Any]) -> None:
     """Write ``image`` and ``metadata`` (array attributes) to a new Zarr store at ``store``."""
-    zarr = _zarr_module()
     chunks = tuple(max(1, min(ZARR_CHUNK, n)) for n in image.shape)
-    major = int(str(zarr.__version__).split(".")[0])
-    if major >= 3:
-        arr = zarr.create_array(
-            store=str(store),
-            shape=image.shape,
-            chunks=chunks,
-            dtype=image.dtype,
-            zarr_format=ZARR_FORMAT,
-            attributes=metadata,
-            overwrite=True,
-        )
-    else:
-        arr = zarr.open_array(
-            store=str(store), mode="w", shape=image.shape, chunks=chunks, dtype=image.dtype
-        )
-        arr.attrs.put(metadata)
+    arr = create_zarr_array(store, image.shape, chunks, image.dtype, metadata)
     arr[...] = image
 
 

@@ -47,12 +47,12 @@ import numpy as np
 
 from cbagpu.backend import Backend, get_backend
 from cbagpu.io import (
-    ZARR_FORMAT,
     _fsync_dir,
     _normalise_metadata,
     _Staging,
     _zarr_module,
     check_writable,
+    create_zarr_array,
     image_metadata,
 )
 from cbagpu.memory import InsufficientMemoryError, format_bytes, host_available_memory
@@ -303,17 +303,7 @@ def _spec_of(attrs: dict[str, Any]) -> dict[str, Any]:
 def _create_store(store: Path, shape: tuple[int, ...], chunks: tuple[int, ...],
                   attrs: dict[str, Any]) -> None:
     """An empty uint8 array (fill value 0) with ``attrs``, as io.write_image creates it."""
-    zarr = _zarr_module()
-    if int(str(zarr.__version__).split(".")[0]) >= 3:
-        zarr.create_array(
-            store=str(store), shape=shape, chunks=chunks, dtype=np.uint8, fill_value=0,
-            zarr_format=ZARR_FORMAT, attributes=attrs, overwrite=True,
-        )
-    else:  # pragma: no cover - zarr-python 2.x
-        arr = zarr.open_array(
-            store=str(store), mode="w", shape=shape, chunks=chunks, dtype=np.uint8, fill_value=0
-        )
-        arr.attrs.put(attrs)
+    create_zarr_array(store, shape, chunks, np.uint8, attrs, fill_value=0)
 
 
 def _read_attrs(path: Path) -> dict[str, Any] | None:
