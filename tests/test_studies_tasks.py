@@ -254,3 +254,22 @@ def test_local_workers_keep_glibc_dynamic_mmap_threshold(tmp_path):
     assert worker_environ()["MALLOC_TRIM_THRESHOLD_"] is None
     out = run_tasks([Task("env", _worker_env, {})], None, workers=2)
     assert out["env"]["trim"] is None and out["env"]["omp"] == "1"
+
+
+def _pid_task(backend: str) -> dict:
+    import os
+
+    return {"pid": os.getpid(), "backend": backend}
+
+
+def test_gpu_tasks_without_dask_cuda_run_in_process(monkeypatch):
+    """Several local processes on one GPU only compete for it: without dask-cuda, tasks on
+    the cupy backend run in this process (workers=None)."""
+    import os
+
+    from cbagpu.studies import tasks as T
+
+    monkeypatch.setattr(T, "_have_dask_cuda", lambda: False)
+    out = T.run_tasks([T.Task(f"t{i}", _pid_task, {"backend": "cupy"}) for i in range(2)],
+                      None)
+    assert {r["pid"] for r in out.values()} == {os.getpid()}

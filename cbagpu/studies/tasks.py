@@ -251,8 +251,9 @@ def run_tasks(
     tasks : the study's tasks (unique keys).
     store : where finished results live; ``None`` keeps nothing (every task is computed).
     scheduler : address of a running ``dask.distributed`` scheduler; tasks are sent there.
-    workers : ``None`` -> a LocalCluster sized to the machine (processes, one thread each;
-        ``dask_cuda.LocalCUDACluster`` when the tasks use CuPy and dask_cuda imports);
+    workers : ``None`` -> a LocalCluster sized to the machine (processes, one thread each);
+        for tasks on CuPy ``dask_cuda.LocalCUDACluster`` (one worker per GPU) when
+        dask_cuda imports, else the in-process loop;
         ``n > 1`` -> a LocalCluster of ``n`` processes; ``1`` -> a plain in-process loop.
         Give either ``scheduler`` or ``workers``, not both.
     progress : called as ``progress(done, total, seconds_left_or_None)`` at the start and
@@ -303,6 +304,10 @@ def run_tasks(
             results[key] = result
         prog.step()
 
+    if workers is None and scheduler is None and _uses_cupy(pending) and not _have_dask_cuda():
+        # several processes on one GPU only compete for it (and each holds a CUDA context):
+        # without dask-cuda the GPU tasks run one after the other in this process
+        workers = 1
     if workers == 1:
         for t in pending:
             try:
@@ -323,6 +328,12 @@ def run_tasks(
             f" -- {lines}{more}; finished results are kept, run again to resume"
         )
     return {t.key: results[t.key] for t in tasks}
+
+
+def _have_dask_cuda() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("dask_cuda") is not None
 
 
 def _call(fn: Callable[..., dict], kwargs: dict) -> dict:
