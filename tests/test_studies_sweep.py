@@ -245,3 +245,21 @@ def test_cli_errors(reference, tmp_path, capsys):
     assert "--shape takes 1 or 3" in capsys.readouterr().err
     assert _cli(_argv(tmp_path, "--workers", "2", "--scheduler", "tcp://x:1")) == 2
     assert not list(tmp_path.iterdir())
+
+
+def test_unconverged_rows_are_left_out_of_the_fits():
+    """A row whose transport did not converge stays in the table but not in the fits."""
+    from cbagpu.studies.sweep import fit_rows
+
+    rng = np.random.default_rng(3)
+    rows = []
+    for i in range(12):
+        eps, beta, tau = 0.3 + 0.02 * i, 0.2 + 0.01 * i, 1.2 + 0.01 * rng.random()
+        rows.append({"phase": "solid", "epsilon": eps, "constrictivity": beta,
+                     "geodesic_tortuosity": tau, "M": eps**2 * beta / tau**3,
+                     "V1": 0.05 + 0.01 * i, "percolates": True, "converged": True})
+    bad = dict(rows[0], M=5.0, converged=False)
+    f_ok = fit_rows(rows)["solid"]
+    f_bad = fit_rows([*rows, bad])["solid"]
+    assert f_bad["not_converged"] == 1 and f_bad["n_rows"] == 13
+    assert f_bad["eq28"]["a"]["value"] == pytest.approx(f_ok["eq28"]["a"]["value"], rel=1e-12)

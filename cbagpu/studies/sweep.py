@@ -282,14 +282,19 @@ def fit_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         return [np.array([r[n] for r in rs], np.float64) for n in names]
 
     out: dict[str, Any] = {}
+    # rows whose transport solve did not meet its tolerance carry an unreliable M: kept in
+    # the table, left out of the fits (counted as "not_converged")
+    unconverged = {id(r) for r in rows if r.get("converged") is False}
     groups = {ph: [r for r in rows if r["phase"] == ph] for ph in PHASES}
     groups["both"] = list(rows)
-    for name, rs in groups.items():
+    for name, all_rs in groups.items():
+        rs = [r for r in all_rs if id(r) not in unconverged]
         eps, beta, tau, M, v1 = cols(rs, "epsilon", "constrictivity", "geodesic_tortuosity",
                                      "M", "V1")
         nonperc = int(sum(1 for r in rs if not r["percolates"]))
         d: dict[str, Any] = {
-            "n_rows": len(rs),
+            "n_rows": len(all_rs),
+            "not_converged": len(all_rs) - len(rs),
             "non_percolating": nonperc,
             "eq28": attempt(fit_power_law, eps, beta, tau, M),
             "eq28_unconstrained": attempt(fit_power_law, eps, beta, tau, M, nonnegative=False),
@@ -565,6 +570,9 @@ def sweep(
                             "from the Eq. 28 fit (not percolating, M = 0 or beta = 0)")
         if "error" in fits[ph]["eq29"]:
             messages.append(f"{ph}: Eq. 29 not fitted: {fits[ph]['eq29']['error']}")
+        if fits[ph]["not_converged"]:
+            messages.append(f"{ph}: {fits[ph]['not_converged']} rows left out of both fits: "
+                            "their transport solve did not converge (column converged)")
     files: dict[str, str] = {}
     if out is not None:
         write_text_atomic(out / "results.csv", _csv_text(rows, list(vary_t)))
