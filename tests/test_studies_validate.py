@@ -290,6 +290,10 @@ def test_local_dask_cluster_gives_the_same_table(tmp_path):
                  out_dir=tmp_path / "d")
     assert a.csv_text() == b.csv_text()
     assert a.to_dict() == b.to_dict()
+    # the workers read the down-sampled images from the output folder, not the task graph
+    for f in (1, 2):
+        np.testing.assert_array_equal(np.load(tmp_path / "d" / "inputs" / f"image-f{f}.npy"),
+                                      img[::f, ::f, ::f])
 
 
 # --------------------------------------------------------------------------------- CLI

@@ -300,14 +300,28 @@ def _finite_or_nan(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
+def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
+    """``np.save`` to ``path`` through a temporary file in the same folder."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
+    try:
+        np.save(tmp, np.ascontiguousarray(array))
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 # ----------------------------------------------------------------------------- the task
 def _validation_task(*, source: str, factor: int, voxel_size: float, axis: int, backend: str,
                      phases: Sequence[str], labels: np.ndarray | None = None,
+                     labels_path: str | None = None,
                      params: Mapping[str, float] | None = None,
                      shape: Sequence[int] | None = None, seed: int | None = None) -> dict:
     """Descriptors of one source at one factor (runs on a worker; returns a JSON dict).
 
-    ``source="image"``: ``labels`` is the down-sampled image. ``source="model"``: a
+    ``source="image"``: ``labels`` is the down-sampled image (or ``labels_path`` a .npy
+    file of it, which keeps large images out of the Dask graph). ``source="model"``: a
     realization of ``params`` (Table 2 units) in a window ``shape`` at ``voxel_size`` (the
     coarse one) with ``seed``.
     """
@@ -319,7 +333,7 @@ def _validation_task(*, source: str, factor: int, voxel_size: float, axis: int, 
     be = get_backend(backend)
     t0 = time.perf_counter()
     if source == "image":
-        lab = labels
+        lab = np.load(labels_path) if labels_path is not None else labels
     elif source == "model":
         lab = generate(CBAParams.from_dict(dict(params or {})), tuple(shape or ()), voxel_size,
                        int(seed or 0), backend=be)
@@ -540,6 +554,13 @@ def validate(
         key = _image_key(f)
         if store is not None and store.done(key):  # no copy of the image for a stored task
             kw: dict[str, Any] = {**common, "source": "image", "factor": f, "voxel_size": s}
+        elif store is not None and workers != 1:
+            # workers read the down-sampled image from the output folder (shared with the
+            # workers, as the task store is) instead of carrying it in the task graph
+            path = store.root.parent / "inputs" / f"image-f{f}.npy"
+            _save_npy_atomic(path, resample(labels, voxel_size, s))
+            kw = {**common, "source": "image", "factor": f, "voxel_size": s,
+                  "labels_path": str(path.resolve())}
         else:
             kw = {**common, "source": "image", "factor": f, "voxel_size": s,
                   "labels": resample(labels, voxel_size, s)}
