@@ -397,7 +397,13 @@ def _plot(path: Path, rows: Sequence[Mapping[str, Any]], fits: Mapping[str, Any]
         ax.scatter([r["M"] for r in rs], mh, s=12, color=colours[ph],
                    label=f"{ph}: a={f28['a']['value']:.3g}, b={f28['b']['value']:.3g}, "
                          f"c={f28['c']['value']:.3g}, R²={f28['r2']:.3f}")
-    lim = [0, max([r["M"] for r in rows if math.isfinite(r["M"])] + [1e-3]) * 1.05]
+    pos = [r["M"] for r in rows if math.isfinite(r["M"]) and r["M"] > 0]
+    if pos:  # log axes: the solid phase's M is ~100x below the pore phase's
+        lim = [min(pos) / 1.5, max(pos) * 1.5]
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+    else:
+        lim = [0.0, 1e-3]
     ax.plot(lim, lim, color="0.5", lw=0.8)
     ax.set_xlabel("M (transport, Eq. 27)")
     ax.set_ylabel("M̂ (Eq. 28)")
