@@ -1,4 +1,5 @@
-"""Progress lines of the study commands: ``tasks 12/35, 3 min left`` on stderr."""
+"""Command-line pieces shared by the study commands: the progress line (``tasks 12/35,
+3 min left`` on stderr) and the ``--scheduler``/``--workers`` options."""
 
 from __future__ import annotations
 
@@ -43,3 +44,15 @@ def progress_printer(enabled: bool, stream: Any = None, label: str = "tasks"
             print(msg, file=out, flush=True)
 
     return show
+
+
+def add_cluster_options(parser: Any, what: str = "the tasks", needs: str = "") -> None:
+    """``--scheduler ADDRESS`` and ``--workers N`` (see :func:`cbagpu.studies.tasks.run_tasks`)."""
+    parser.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS",
+        help=f"address of a running dask.distributed scheduler (tcp://host:8786) to send "
+        f"{what} to (the output must be on a file system the workers share){needs}")
+    parser.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="local Dask worker processes (default: one per usable core, or one per GPU "
+        f"with dask-cuda); 1: plain in-process loop, no Dask{needs}")

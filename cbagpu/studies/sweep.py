@@ -37,7 +37,7 @@ import numpy as np
 
 from cbagpu.atomic import save_figure_atomic, write_text_atomic
 from cbagpu.params import PARAM_NAMES, TABLE3_LAMBDA_X, CBAParams
-from cbagpu.studies.tasks import Task, TaskStore, run_tasks
+from cbagpu.studies.tasks import Task, open_store, run_tasks
 
 __all__ = [
     "COLUMNS",
@@ -534,27 +534,21 @@ def sweep(
               "backend": backend, "axis": AXIS, "tol": tol, "max_iter": TRANSPORT_MAX_ITER})
         for c, p in zip(combos, params_of, strict=True) for s in seeds
     ]
-    store = None
-    out = None
-    if out_dir is not None:
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"{out} exists and is not a directory")
-        store = TaskStore(out / "tasks")
-        # everything that defines the results; the backend is left out (the same numbers
-        # up to rounding), so a sweep started on CPUs may be finished on GPUs
-        store.check_spec({
-            "study": "sweep",
-            "base_params": base_params.to_dict(),
-            "vary": {k: list(v) for k, v in vary_t.items()},
-            "realizations": realizations,
-            "seed": seed,
-            "shape": list(shp),
-            "voxel_size": vs,
-            "axis": AXIS,
-            "transport": {"tol": tol, "max_iter": TRANSPORT_MAX_ITER},
-            "phases": list(PHASES),
-        })
+    out = None if out_dir is None else Path(out_dir)
+    # everything that defines the results; the backend is left out (the same numbers up to
+    # rounding), so a sweep started on CPUs may be finished on GPUs
+    store = open_store(out, {
+        "study": "sweep",
+        "base_params": base_params.to_dict(),
+        "vary": {k: list(v) for k, v in vary_t.items()},
+        "realizations": realizations,
+        "seed": seed,
+        "shape": list(shp),
+        "voxel_size": vs,
+        "axis": AXIS,
+        "transport": {"tol": tol, "max_iter": TRANSPORT_MAX_ITER},
+        "phases": list(PHASES),
+    })
     n_stored = sum(1 for t in tasks if store is not None and store.done(t.key))
     results = run_tasks(tasks, store, scheduler=scheduler, workers=workers, progress=progress)
     rows = _rows(list(vary_t), combos, seeds, results, v1)

@@ -12,7 +12,7 @@ import math
 import sys
 from typing import Any
 
-from cbagpu.studies.progress import progress_printer
+from cbagpu.studies.progress import add_cluster_options, progress_printer
 
 __all__ = ["add_parser", "progress_printer", "run"]
 
@@ -45,11 +45,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write DIR/results.csv, DIR/fits.json, DIR/figure8.png; keep the "
                         "finished tasks in DIR/tasks (resume)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="address of a running dask.distributed scheduler (tcp://host:8786)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="local cluster of N processes (default: one per usable core; "
-                        "1: plain in-process loop, no Dask)")
+    add_cluster_options(p)
     p.add_argument("--no-plot", action="store_true", help="do not write figure8.png")
     add_run_options(p, json_help="print the table rows and the fits as one JSON object")
     p.set_defaults(func=run)

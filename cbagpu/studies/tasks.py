@@ -236,6 +236,19 @@ def _check_result(key: str, result: Any) -> dict:
     return result
 
 
+def open_store(out_dir: str | os.PathLike[str] | None, spec: dict) -> TaskStore | None:
+    """The task store ``out_dir/tasks`` of a study, its settings checked against ``spec``
+    (everything that defines the results); None without ``out_dir``."""
+    if out_dir is None:
+        return None
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"{out} exists and is not a directory")
+    store = TaskStore(out / "tasks")
+    store.check_spec(spec)
+    return store
+
+
 def run_tasks(
     tasks: Sequence[Task],
     store: TaskStore | None,

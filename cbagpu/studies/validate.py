@@ -493,7 +493,7 @@ def validate(
         mean/min/max over the realizations) and one :class:`CurveSummary` per factor, phase
         and curve (CPSD, centred C(h)).
     """
-    from cbagpu.studies.tasks import Task, TaskStore, run_tasks
+    from cbagpu.studies.tasks import Task, open_store, run_tasks
 
     if not isinstance(params, CBAParams):
         raise ValueError(f"params must be a CBAParams, got {type(params).__name__}")
@@ -531,21 +531,15 @@ def validate(
 
     digest = image_sha256(labels)
     pdict = params.to_dict()
-    store = None
-    if out_dir is not None:
-        out = Path(out_dir)
-        if out.exists() and not out.is_dir():
-            raise ValueError(f"{out} exists and is not a directory")
-        store = TaskStore(out / "tasks")
-        store.check_spec({
-            "study": "validate",
-            "format": TASK_FORMAT,
-            "image": {"sha256": digest, "shape": list(shape)},
-            "voxel_size": voxel_size,
-            "params": pdict,
-            "axis": "zyx"[ax],
-            "phases": list(PHASES),
-        })
+    store = open_store(out_dir, {
+        "study": "validate",
+        "format": TASK_FORMAT,
+        "image": {"sha256": digest, "shape": list(shape)},
+        "voxel_size": voxel_size,
+        "params": pdict,
+        "axis": "zyx"[ax],
+        "phases": list(PHASES),
+    })
 
     tasks = []
     common = {"axis": ax, "backend": be_name, "phases": list(PHASES)}

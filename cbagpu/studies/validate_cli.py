@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cbagpu.cli import add_run_options
-from cbagpu.studies.progress import format_seconds, progress_printer
+from cbagpu.studies.progress import add_cluster_options, format_seconds, progress_printer
 
 __all__ = ["add_parser", "format_seconds", "progress_printer", "run"]
 
@@ -63,11 +63,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--plot", action="store_true",
                    help="also write DIR/figure5.png, figure6.png, figure7.png (needs --out "
                         "and matplotlib)")
-    p.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                   help="address of a running dask.distributed scheduler (tcp://host:8786)")
-    p.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="local Dask worker processes (default: one per usable core, or one "
-                        "per GPU with dask-cuda); 1 = plain in-process loop, no Dask")
+    add_cluster_options(p)
     add_run_options(p, json_help="print the table and curves as one JSON object")
     p.set_defaults(func=run)
     return p

@@ -66,7 +66,7 @@ from cbagpu.simulate.realization import (
     validate_voxel_size,
     validate_window,
 )
-from cbagpu.studies.progress import progress_printer
+from cbagpu.studies.progress import add_cluster_options, progress_printer
 from cbagpu.studies.tasks import Task, TaskStore, _diff, _lookup, run_tasks, usable_cores
 
 __all__ = [
@@ -527,16 +527,7 @@ def add_generate_options(parser: argparse.ArgumentParser) -> None:
         help="generate block by block into a .zarr store with chunks of N voxels (or Z Y X); "
         "an interrupted run resumes when run again with the same command",
     )
-    g.add_argument(
-        "--scheduler", default=None, metavar="ADDRESS",
-        help="address of a running dask scheduler (tcp://host:8786) to send the chunks to "
-        "(needs --chunks; the output path must be on a file system the workers share)",
-    )
-    g.add_argument(
-        "--workers", type=int, default=None, metavar="N",
-        help="local worker processes (default: one per core, or one per GPU with dask-cuda; "
-        "1: no Dask, in this process); needs --chunks",
-    )
+    add_cluster_options(g, "the chunks", "; needs --chunks")
 
 
 def run_generate_zarr(args: argparse.Namespace) -> int:
