@@ -42,10 +42,10 @@ Image Process. 2, 176-201 (reconstruction by dilation; here with a bucket queue)
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 from numba import njit, prange
+
+from cbagpu.backend.numba_variants import parallel_and_serial
 
 #: "No site": a squared distance that is not finite (a line without a background voxel).
 INF = np.int32(1 << 30)
@@ -216,18 +216,12 @@ def _count_levels_body(C, mask, counts):  # noqa: ANN001, ANN201
     return counts
 
 
-def _variants(body):  # noqa: ANN001, ANN202
-    """(parallel, serial) compilations of one kernel body (``prange`` is ``range`` in the
-    serial one), the serial copy under its own name (see cbagpu/transport/cpu_kernels.py)."""
-    serial = types.FunctionType(body.__code__, body.__globals__, body.__name__ + "_serial")
-    serial.__qualname__ = body.__qualname__ + "_serial"
-    return njit(parallel=True, cache=True)(body), njit(cache=True)(serial)
 
 
-edt_z_par, edt_z_ser = _variants(_edt_z_body)
-edt_yx_par, edt_yx_ser = _variants(_edt_yx_body)
-level_map_par, level_map_ser = _variants(_level_map_body)
-count_levels_par, count_levels_ser = _variants(_count_levels_body)
+edt_z_par, edt_z_ser = parallel_and_serial(_edt_z_body)
+edt_yx_par, edt_yx_ser = parallel_and_serial(_edt_yx_body)
+level_map_par, level_map_ser = parallel_and_serial(_level_map_body)
+count_levels_par, count_levels_ser = parallel_and_serial(_count_levels_body)
 
 
 def _pick(par, ser, n):  # noqa: ANN001, ANN202

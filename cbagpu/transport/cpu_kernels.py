@@ -15,10 +15,10 @@ first/last layer along axis 0.
 
 from __future__ import annotations
 
-import types
-
 import numpy as np
 from numba import njit, prange
+
+from cbagpu.backend.numba_variants import parallel_and_serial
 
 
 @njit(inline="always", cache=True)
@@ -125,20 +125,12 @@ def _add_prolonged_body(z, ec):  # noqa: ANN001, ANN201
     return z
 
 
-def _variants(body):  # noqa: ANN001, ANN202
-    """(parallel, serial) compilations of one kernel body (``prange`` is ``range`` in the
-    serial one).  Small grids run serially: a parallel region costs a thread barrier,
-    milliseconds when the cores are shared.  The serial copy gets its own name so that the
-    two do not share (and overwrite) one entry of Numba's on-disk cache."""
-    serial = types.FunctionType(body.__code__, body.__globals__, body.__name__ + "_serial")
-    serial.__qualname__ = body.__qualname__ + "_serial"
-    return njit(parallel=True, cache=True)(body), njit(cache=True)(serial)
 
 
-apply_par, apply_ser = _variants(_apply_body)
-gauss_seidel_par, gauss_seidel_ser = _variants(_gauss_seidel_body)
-residual_restricted_par, residual_restricted_ser = _variants(_residual_restricted_body)
-add_prolonged_par, add_prolonged_ser = _variants(_add_prolonged_body)
+apply_par, apply_ser = parallel_and_serial(_apply_body)
+gauss_seidel_par, gauss_seidel_ser = parallel_and_serial(_gauss_seidel_body)
+residual_restricted_par, residual_restricted_ser = parallel_and_serial(_residual_restricted_body)
+add_prolonged_par, add_prolonged_ser = parallel_and_serial(_add_prolonged_body)
 
 #: Grids of at least this many voxels use the parallel kernels.
 PARALLEL_MIN_VOXELS = 1 << 18
