@@ -51,7 +51,7 @@ def host_kernels(tmp_path_factory):
         pytest.skip("no C++ compiler")
     out = tmp_path_factory.mktemp("kernels")
     libs = {}
-    for name in ("noise", "raster", "combine", "transport"):
+    for name in ("noise", "raster", "combine", "transport", "geodesic"):
         src = out / f"{name}.cpp"
         src.write_text(f'#include "{SHIM}"\n' + (kernel_dir() / f"{name}.cu").read_text())
         lib = out / f"lib{name}.so"
@@ -167,3 +167,50 @@ def test_transport_kernels_match_twins(host_kernels):
     host = z.copy()
     call(lib.cba_add_prolonged, ck.prolong_args(host, rc))
     np.testing.assert_array_equal(host, lev.add_prolonged(z.copy(), rc))
+
+
+def _host_sweep(lib, dtype):
+    from cbagpu.measure.geodesic import sweep_args
+
+    fn = lib.cba_geodesic_sweep_f64 if dtype == np.float64 else lib.cba_geodesic_sweep_f32
+
+    def sweep(d, axis, sign, changed):
+        before = d.copy()
+        start = int(changed[0])
+        call(fn, sweep_args(d, axis, sign, changed))
+        lowered = d < before  # NaN compares False: obstacles stay
+        assert int(changed[0]) - start == int(np.count_nonzero(lowered))
+        assert np.array_equal(np.isnan(d), np.isnan(before))
+        assert np.all(np.where(np.isnan(d), 0, d) <= np.where(np.isnan(before), 0, before))
+
+    return sweep
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_geodesic_sweep_kernel_reaches_the_dijkstra_distances(host_kernels, dtype):
+    """Rounds of the host-compiled sweep kernel (one thread: columns in turn, each through
+    all planes, an order unlike the twin's) until a round lowers nothing: the exact graph
+    distances of SciPy's Dijkstra, on random images along every axis and on both phases of
+    a paper realization; each launch's count equals the voxels it lowered."""
+    from cbagpu.measure import geodesic
+    from cbagpu.measure.phases import phase_mask
+    from tests.test_measure_geodesic import assert_same_map, dijkstra_map, random_mask
+
+    sweep = _host_sweep(host_kernels["geodesic"], dtype)
+    labels = preset_labels()
+    cases = [(random_mask((12, 14, 15), fill, 3), axis)
+             for fill in (0.25, 0.5, 0.8) for axis in (0, 1, 2)]
+    cases += [(phase_mask(labels, phase), 0) for phase in ("pore", "solid")]
+    for mask, axis in cases:
+        m, _ = geodesic._flow_first(NP, mask, axis)
+        d = geodesic._geodesic_padded_rounds(NP, m, np.dtype(dtype), sweep)
+        got = d[1:-1, 1:-1, 1:-1].copy()
+        got[np.isnan(got)] = np.inf
+        assert_same_map(np.moveaxis(got, 0, axis), dijkstra_map(mask, axis),
+                        exact=dtype == np.float64)
+
+
+def preset_labels():
+    from cbagpu import generate
+
+    return generate(PAPER, (24, 30, 28), 20, 5, backend="numpy")

@@ -91,15 +91,15 @@ def paper_labels():
     return generate(preset("paper"), (96, 96, 96), 20, 3, backend="numpy")
 
 
-@pytest.fixture(params=["default", "dense_only", "sparse_early", "boxless",
-                        "boxless_dense_only"])
+@pytest.fixture(params=["default", "dense_only", "sparse_early", "rounds"])
 def mode(request, monkeypatch):
     """The two phases of the algorithm on their own and together: never switch to the sparse
     Bellman-Ford (sweeps to convergence), switch after the first round, or the default;
-    "boxless": the GPU's variant of the sweeps (whole planes, no boxes) run here."""
-    if request.param.startswith("boxless"):
-        monkeypatch.setattr(geodesic, "_BOXLESS_BACKENDS", ("numpy", "cupy"))
-    if request.param in ("dense_only", "boxless_dense_only"):
+    "rounds": the GPU's variant (whole sweeps of kernels/geodesic.cu until a round changes
+    nothing), run here with the kernel's NumPy twin."""
+    if request.param == "rounds":
+        monkeypatch.setattr(geodesic, "_KERNEL_BACKENDS", ("numpy", "cupy"))
+    if request.param == "dense_only":
         monkeypatch.setattr(geodesic, "_SPARSE_FRACTION", 0.0)
         monkeypatch.setattr(geodesic, "_SPARSE_MIN", 0)
     elif request.param == "sparse_early":

@@ -59,6 +59,14 @@ reached by label correction in two phases, written once against the array module
    frontier (vectorised gathers; the minimum over duplicate targets by repeated masked
    assignment), make the improved neighbours the next frontier, until it is empty.
 
+**On the GPU** the bookkeeping above would cost host round trips per plane, so the CuPy
+backend runs whole sweeps instead: each sweep is one launch of ``kernels/geodesic.cu`` (one
+thread per column of the plane, walking it through all planes; the threads of a block move
+plane by plane together) and rounds of the six sweeps repeat until one lowers no voxel, with
+one read-back per round. A paper realization needs 5 (pore) and 6 (solid) rounds at 200^3
+(counted with the kernel's NumPy twin ``_sweep_twin``). Across blocks a neighbour may be read
+before its block lowered it, which only delays that improvement to a later sweep.
+
 The final d is a fixed point of the Bellman equations whose values are lengths of actual
 paths, hence the exact graph distance (unreachable voxels keep ∞). It equals
 ``scipy.sparse.csgraph.dijkstra`` on the same graph (tests: every voxel of small random
@@ -99,6 +107,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -123,8 +132,11 @@ _COLLECT_FACTOR = 10
 # Run the x-sweeps on a transposed copy when their boxes cover more than this fraction
 # of the volume (float32 only, to stay within ~8 bytes per voxel).
 _TRANSPOSE_FRACTION = 0.05
-# Backends that run the sweeps without per-plane boxes (no host round trip per plane).
-_BOXLESS_BACKENDS: tuple[str, ...] = ("cupy",)
+# Backends that run whole sweeps as the CUDA kernel kernels/geodesic.cu (tests add "numpy",
+# which then runs the kernel's NumPy twin): no host round trip per plane.
+_KERNEL_BACKENDS: tuple[str, ...] = ("cupy",)
+_THREADS = 256
+_MAX_BLOCKS = 1 << 16
 _COPY_BLOCK = 8
 
 
@@ -391,15 +403,16 @@ def _geodesic_padded(be: Backend, m: Any, dtype: Any) -> Any:
 
     Returns the padded array d of shape m.shape + 2: NaN on obstacles and the border, inf
     on unreachable phase voxels, the graph distance (voxel units) elsewhere.  Backends in
-    ``_BOXLESS_BACKENDS`` (the GPU) run :func:`_geodesic_padded_boxless`, the same label
-    correction without the per-plane boxes.
+    ``_KERNEL_BACKENDS`` (the GPU) run :func:`_geodesic_padded_rounds`, the same label
+    correction as whole sweeps of the CUDA kernel, without the per-plane boxes.
     """
     xp = be.xp
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    if be.name in _BOXLESS_BACKENDS:
-        return _geodesic_padded_boxless(be, m, dtype)
+    if be.name in _KERNEL_BACKENDS:
+        sweep = _cuda_sweep(be) if be.name == "cupy" else partial(_sweep_twin, xp)
+        return _geodesic_padded_rounds(be, m, dtype, sweep)
     n = tuple(int(s) for s in m.shape)
     shape = tuple(s + 2 for s in n)
     d = _initial_distances(xp, m, dtype)
@@ -491,38 +504,57 @@ def _geodesic_padded(be: Backend, m: Any, dtype: Any) -> Any:
     return d
 
 
-def _geodesic_padded_boxless(be: Backend, m: Any, dtype: Any) -> Any:
-    """The label correction of :func:`_geodesic_padded` for the GPU: every sweep relaxes
-    whole planes and marks the changed voxels in a boolean volume, reading nothing back per
-    plane (the box bookkeeping costs ~4 host round trips per plane, ~8000 planes per round
-    at 400^3; not yet measured on a GPU).  One read-back per round, the number of changed
-    voxels; a round that changed at most ``_SPARSE_FRACTION`` of the voxels hands them, a
-    complete frontier, to the sparse Bellman-Ford phase.  Same fixed point, hence the same
-    distances (tests compare both paths with Dijkstra).  +1 byte per voxel."""
+def sweep_args(d: Any, axis: int, sign: int, changed: Any) -> tuple[Any, ...]:
+    """Arguments of ``cba_geodesic_sweep_f32`` / ``_f64`` (kernels/geodesic.cu), shared by the
+    CuPy launch and the host-compiled kernel test."""
+    return (d, *(np.int32(s) for s in d.shape), np.int32(axis), np.int32(sign), changed)
+
+
+def _sweep_twin(xp: Any, d: Any, axis: int, sign: int, changed: Any) -> None:
+    """NumPy twin of the CUDA sweep (kernels/geodesic.cu): relax every interior plane along
+    ``axis``, in direction ``sign``, from its 9 neighbours in the previous plane; add the
+    number of lowered voxels to ``changed[0]``."""
+    shape = d.shape
+    planes = xp.moveaxis(d, axis, 0)
+    b, c = _OTHERS[axis]
+    s2, s3 = d.dtype.type(_SQRT2), d.dtype.type(_SQRT3)
+    ks = range(2, shape[axis] - 1) if sign > 0 else range(shape[axis] - 3, 0, -1)
+    for k in ks:
+        lt = _relax_plane(xp, planes[k - sign], planes[k], 1, shape[b] - 1, 1, shape[c] - 1,
+                          s2, s3, check=False)
+        changed[0] += xp.count_nonzero(lt)
+
+
+def _cuda_sweep(be: Backend) -> Any:
+    """The sweep as one launch of kernels/geodesic.cu (one thread per column of the plane)."""
+
+    def sweep(d: Any, axis: int, sign: int, changed: Any) -> None:
+        name = "cba_geodesic_sweep_f64" if d.dtype == np.float64 else "cba_geodesic_sweep_f32"
+        b, c = _OTHERS[axis]
+        columns = (d.shape[b] - 2) * (d.shape[c] - 2)
+        blocks = min(max(1, -(-columns // _THREADS)), _MAX_BLOCKS)
+        be.kernel("geodesic.cu", name)((blocks,), (_THREADS,), sweep_args(d, axis, sign, changed))
+
+    return sweep
+
+
+def _geodesic_padded_rounds(be: Backend, m: Any, dtype: Any, sweep: Any) -> Any:
+    """The label correction of :func:`_geodesic_padded` as whole sweeps, for the GPU: rounds
+    of the six sweeps ``sweep(d, axis, sign, changed)`` (the CUDA kernel, or its twin) until
+    a round lowers no voxel. No per-plane bookkeeping and no sparse phase: one read-back per
+    round (the count of lowered voxels). Every stored value is the length of a real path and
+    a clean round means every voxel satisfies the Bellman equations for all its 26
+    neighbours (each edge direction belongs to two of the six sweeps), so the result is the
+    exact graph distance, whatever the order of the relaxations (tests: Dijkstra)."""
     xp = be.xp
     d = _initial_distances(xp, m, dtype)
-    shape = d.shape
-    changed = xp.zeros(shape, dtype=bool)
-    s2, s3 = dtype.type(_SQRT2), dtype.type(_SQRT3)
-    threshold = max(_SPARSE_FRACTION * m.size, _SPARSE_MIN)
+    changed = xp.zeros(1, dtype=xp.uint64)
     while True:
+        changed[...] = 0
         for a, sgn in _SWEEPS:
-            planes = xp.moveaxis(d, a, 0)
-            marks = xp.moveaxis(changed, a, 0)
-            b, c = _OTHERS[a]
-            ks = range(2, shape[a] - 1) if sgn > 0 else range(shape[a] - 3, 0, -1)
-            for k in ks:
-                lt = _relax_plane(xp, planes[k - sgn], planes[k], 1, shape[b] - 1,
-                                  1, shape[c] - 1, s2, s3, check=False)
-                marks[k, 1:-1, 1:-1] |= lt
-        count = int(xp.count_nonzero(changed))
-        if count == 0:
-            break
-        if count <= threshold:
-            _sparse_bellman_ford(be, d, xp.flatnonzero(changed))
-            break
-        changed[...] = False
-    return d
+            sweep(d, a, sgn, changed)
+        if int(changed[0]) == 0:
+            return d
 
 
 def _grow(lo: np.ndarray, hi: np.ndarray, p: int, p0: int, p1: int,

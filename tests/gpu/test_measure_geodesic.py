@@ -1,7 +1,8 @@
-"""Geodesic tortuosity on the GPU (skipped without CuPy and a GPU): the CuPy backend runs the
-same xp code as NumPy (same float32 operations in the same order, and the fixed point of the
-label correction does not depend on the order of the relaxations), so the distance maps must
-agree to float32 rounding and tau, n_inlet, n_connected must agree."""
+"""Geodesic tortuosity on the GPU (skipped without CuPy and a GPU): the CuPy backend runs
+rounds of the CUDA sweep kernel (kernels/geodesic.cu) until one lowers nothing, the CPU the
+box-tracked sweeps and the sparse Bellman-Ford. Both reach the same fixed point, the exact
+graph distance, so the distance maps must agree to float32 rounding of differently ordered
+path sums (and exactly in float64 up to ~1e-12) and tau, n_inlet, n_connected must agree."""
 
 from __future__ import annotations
 
@@ -73,3 +74,28 @@ def test_no_path_on_the_gpu():
     mask[6] = False
     res = geodesic_tortuosity(mask, 20.0, backend="cupy")
     assert not res.percolates and res.tau == math.inf and res.fraction_connected == 0.0
+
+
+def test_kernel_sweep_counts_what_it_lowers():
+    """One launch of the CUDA sweep: its count equals the voxels it lowered, obstacles stay
+    NaN and nothing rises (the contract the round driver relies on)."""
+    import cupy
+
+    from cbagpu.backend import get_backend
+    from cbagpu.measure.geodesic import _cuda_sweep, _initial_distances
+
+    be = get_backend("cupy")
+    mask = cupy.asarray(np.random.default_rng(3).random((30, 40, 50)) < 0.6)
+    for dtype in (np.float32, np.float64):
+        d = _initial_distances(cupy, mask, np.dtype(dtype))
+        sweep = _cuda_sweep(be)
+        counts = []
+        for axis, sign in ((0, -1), (1, 1), (2, -1), (0, 1)):
+            before = d.copy()
+            changed = cupy.zeros(1, dtype=cupy.uint64)
+            sweep(d, axis, sign, changed)
+            lowered = int(cupy.count_nonzero(d < before))
+            assert int(changed[0]) == lowered
+            counts.append(lowered)
+            assert bool(cupy.array_equal(cupy.isnan(d), cupy.isnan(before)))
+        assert counts[0] > 0  # the first sweep, from the outlet, reaches the phase
