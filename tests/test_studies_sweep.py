@@ -263,3 +263,28 @@ def test_unconverged_rows_are_left_out_of_the_fits():
     f_bad = fit_rows([*rows, bad])["solid"]
     assert f_bad["not_converged"] == 1 and f_bad["n_rows"] == 13
     assert f_bad["eq28"]["a"]["value"] == pytest.approx(f_ok["eq28"]["a"]["value"], rel=1e-12)
+
+
+def test_a_sweep_resumed_after_an_upgrade_says_so(reference, tmp_path):
+    """Task results carry the version that computed them; a table mixing versions is
+    flagged in the messages and in fits.json."""
+    import shutil
+
+    from cbagpu import __version__
+
+    d, res = reference
+    assert res.fits["settings"]["cbagpu_versions"] == [__version__]
+    assert res.fits["settings"]["backends"] == ["numpy"]
+    assert not any("versions" in m for m in res.messages)
+    copy = tmp_path / "sweep"
+    shutil.copytree(d, copy)
+    task = sorted((copy / "tasks").glob("lambda_x=*.json"))[0]
+    doc = json.loads(task.read_text())
+    doc["cbagpu_version"] = "0.0.1"
+    task.write_text(json.dumps(doc))
+    again = sweep(BASE, VARY, **KW, out_dir=copy, workers=1)
+    assert again.n_computed == 0
+    assert again.fits["settings"]["cbagpu_versions"] == sorted(["0.0.1", __version__])
+    assert any("versions 0.0.1" in m for m in again.messages)
+    written = json.loads((copy / "fits.json").read_text())
+    assert written["settings"]["cbagpu_versions"] == sorted(["0.0.1", __version__])

@@ -15,7 +15,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cbagpu.studies.tasks import Task, TaskStore, run_tasks, validate_key
+from cbagpu import __version__
+from cbagpu.studies.tasks import (
+    VERSION_KEY,
+    Task,
+    TaskStore,
+    mixed_versions_message,
+    result_versions,
+    run_tasks,
+    validate_key,
+)
 
 
 # ------------------------------------------------------------------ task functions (picklable)
@@ -199,6 +208,7 @@ def test_local_cluster_equals_in_process(tmp_path, reference):
     res = run_tasks(_tasks(tmp_path / "m", sleep=0.05), TaskStore(tmp_path / "t"), workers=2,
                     progress=lambda d, t, s: seen.append((d, t, s)))
     assert res == reference
+    assert {r[VERSION_KEY] for r in res.values()} == {__version__}  # stamped on the workers
     assert [d for d, _, _ in seen] == list(range(7))
     pids = {int(p.read_text()) for p in (tmp_path / "m").iterdir()}
     assert os.getpid() not in pids  # computed in worker processes
@@ -273,3 +283,20 @@ def test_gpu_tasks_without_dask_cuda_run_in_process(monkeypatch):
     out = T.run_tasks([T.Task(f"t{i}", _pid_task, {"backend": "cupy"}) for i in range(2)],
                       None)
     assert {r["pid"] for r in out.values()} == {os.getpid()}
+
+
+def test_results_record_the_version_that_computed_them(tmp_path):
+    st = TaskStore(tmp_path / "t")
+    res = run_tasks(_tasks(tmp_path / "m", n_tasks=2), st, workers=1)
+    assert {r[VERSION_KEY] for r in res.values()} == {__version__}
+    stored = json.loads((st.root / f"{st.keys()[0]}.json").read_text())
+    assert stored[VERSION_KEY] == __version__
+    assert result_versions(res) == [__version__]
+    assert mixed_versions_message([__version__]) is None
+    # a result stored by another version (or before versions were recorded)
+    key = st.keys()[0]
+    st.save(key, {k: v for k, v in stored.items() if k != VERSION_KEY})
+    res = run_tasks(_tasks(tmp_path / "m", n_tasks=2), st, workers=1)
+    assert result_versions(res) == sorted([__version__, "unknown"])
+    msg = mixed_versions_message(result_versions(res))
+    assert __version__ in msg and "unknown" in msg and "upgrade" in msg

@@ -70,6 +70,9 @@ def test_table_shape_and_files(study):
     js = json.loads((out / "validation.json").read_text())
     assert js["meta"]["factors"] == list(FACTORS) and js["meta"]["seeds"] == [0, 1]
     assert js["meta"]["voxel_sizes"] == [20.0, 40.0, 80.0]
+    from cbagpu import __version__
+
+    assert js["meta"]["cbagpu_versions"] == [__version__]  # recorded by every task
     assert len(js["scalars"]) == 36
     assert len(js["curves"]) == len(FACTORS) * len(PHASES) * 2
     assert js == json.loads(json.dumps(res.to_dict()))

@@ -37,7 +37,13 @@ import numpy as np
 
 from cbagpu.atomic import save_figure_atomic, write_text_atomic
 from cbagpu.params import PARAM_NAMES, TABLE3_LAMBDA_X, CBAParams
-from cbagpu.studies.tasks import Task, open_store, run_tasks
+from cbagpu.studies.tasks import (
+    Task,
+    mixed_versions_message,
+    open_store,
+    result_versions,
+    run_tasks,
+)
 
 __all__ = [
     "COLUMNS",
@@ -559,8 +565,13 @@ def sweep(
         "realizations": realizations, "seed": seed, "shape": list(shp), "voxel_size": vs,
         "axis": "z", "transport_tol": tol,
         "V1": [v1[i] for i in range(len(combos))],
+        "backends": sorted({str(r.get("backend", backend)) for r in results.values()}),
+        "cbagpu_versions": result_versions(results),
     }
     messages = []
+    mixed = mixed_versions_message(fits["settings"]["cbagpu_versions"])
+    if mixed:
+        messages.append(mixed)
     for ph in PHASES:
         e = fits[ph]["eq28"]
         if "error" in e:

@@ -324,7 +324,7 @@ def run_tasks(
     if workers == 1:
         for t in pending:
             try:
-                r = t.fn(**t.kwargs)
+                r = _call(t.fn, t.kwargs)
             except Exception as e:  # noqa: BLE001 - reported below, others go on
                 failed[t.key] = f"{type(e).__name__}: {e}"
                 prog.step()
@@ -349,9 +349,33 @@ def _have_dask_cuda() -> bool:
     return importlib.util.find_spec("dask_cuda") is not None
 
 
-def _call(fn: Callable[..., dict], kwargs: dict) -> dict:
-    """Run one task on a worker."""
-    return fn(**kwargs)
+#: Key under which every task result records the cbagpu version that computed it.
+VERSION_KEY = "cbagpu_version"
+
+
+def _call(fn: Callable[..., dict], kwargs: dict) -> Any:
+    """Run one task (on a worker or in-process); a dict result gets :data:`VERSION_KEY`."""
+    result = fn(**kwargs)
+    if isinstance(result, dict):
+        from cbagpu import __version__
+
+        result.setdefault(VERSION_KEY, __version__)
+    return result
+
+
+def result_versions(results: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """The cbagpu versions that computed ``results`` (sorted; "unknown" for results stored
+    before versions were recorded). More than one means a study was resumed after an
+    upgrade: its table mixes versions."""
+    return sorted({str(r.get(VERSION_KEY, "unknown")) for r in results.values()})
+
+
+def mixed_versions_message(versions: Sequence[str]) -> str | None:
+    """A warning for a study whose tasks were computed by several cbagpu versions."""
+    if len(versions) <= 1:
+        return None
+    return (f"the tasks of this study were computed by cbagpu versions {', '.join(versions)} "
+            "(resumed after an upgrade); rerun in a new directory for one version")
 
 
 def _run_dask(

@@ -173,6 +173,8 @@ class ValidationResult:
     backend: str
     scalars: tuple[ScalarSummary, ...]
     curves: tuple[CurveSummary, ...]
+    #: cbagpu versions that computed the tasks (several: resumed after an upgrade)
+    versions: tuple[str, ...] = ()
 
     @property
     def seeds(self) -> tuple[int, ...]:
@@ -204,6 +206,7 @@ class ValidationResult:
             "phases": list(PHASES),
             "params": dict(self.params),
             "backend": self.backend,
+            "cbagpu_versions": list(self.versions),
             "units": "nm",
         }
 
@@ -419,7 +422,7 @@ def _summarize_curve(curve: str, step: float, image: Mapping[str, Any],
 def summarize(results: Mapping[str, Mapping[str, Any]], *, voxel_size: float,
               factors: Sequence[int], realizations: int, seed: int, axis: int,
               shape: tuple[int, int, int], image_hash: str, params: Mapping[str, float],
-              backend: str) -> ValidationResult:
+              backend: str, versions: Sequence[str] = ()) -> ValidationResult:
     """Reduce the task results (key -> dict) to the validation table and curves."""
     scalars: list[ScalarSummary] = []
     curves: list[CurveSummary] = []
@@ -443,6 +446,7 @@ def summarize(results: Mapping[str, Mapping[str, Any]], *, voxel_size: float,
         voxel_size=float(voxel_size), factors=tuple(factors), realizations=realizations,
         seed=seed, axis=axis, shape=shape, image_sha256=image_hash, params=dict(params),
         backend=backend, scalars=tuple(scalars), curves=tuple(curves),
+        versions=tuple(versions),
     )
 
 
@@ -493,7 +497,7 @@ def validate(
         mean/min/max over the realizations) and one :class:`CurveSummary` per factor, phase
         and curve (CPSD, centred C(h)).
     """
-    from cbagpu.studies.tasks import Task, open_store, run_tasks
+    from cbagpu.studies.tasks import Task, open_store, result_versions, run_tasks
 
     if not isinstance(params, CBAParams):
         raise ValueError(f"params must be a CBAParams, got {type(params).__name__}")
@@ -569,7 +573,7 @@ def validate(
     backends = sorted({r.get("backend", be_name) for r in results.values()})
     res = summarize(results, voxel_size=voxel_size, factors=fs, realizations=realizations,
                     seed=seed, axis=ax, shape=shape, image_hash=digest, params=pdict,
-                    backend=",".join(backends))
+                    backend=",".join(backends), versions=result_versions(results))
     if out_dir is not None:
         write_tables(res, out_dir)
         if plot:

@@ -17,6 +17,7 @@ from typing import Any
 
 from cbagpu.cli import add_run_options
 from cbagpu.studies.progress import add_cluster_options, format_seconds, progress_printer
+from cbagpu.studies.tasks import mixed_versions_message
 
 __all__ = ["add_parser", "format_seconds", "progress_printer", "run"]
 
@@ -181,6 +182,9 @@ def run(args: argparse.Namespace) -> int:
         d["meta"]["files"] = files
         print(json.dumps(d, indent=1))
         return 0
+    mixed = mixed_versions_message(res.versions)
+    if mixed:
+        print(f"cbagpu validate: warning: {mixed}", file=sys.stderr)
     _print_table(res, args.image)
     print(f"  time {seconds:.1f} s" + (f"; written: {', '.join(files)}" if files else ""))
     return 0
