@@ -63,11 +63,11 @@ if [ -n "$TESTS" ]; then
   echo "pytest exit status: ${PIPESTATUS[0]}" | tee -a "$OUT/pytest.txt"
 fi
 
-# 3. Stage timings of the transport solve and the fit (benchmarks/profile_stages.py).
-PROFILE=${PROFILE---transport 200 --fit 160}
+# 3. Stage timings of the descriptors, the transport solve and the fit (benchmarks/profile_stages.py).
+PROFILE=${PROFILE---describe 400 --transport 200 --fit 160}
 if [ -n "$PROFILE" ]; then
   # shellcheck disable=SC2086
-  timeout 90 python3 -m benchmarks.profile_stages --backend cupy $PROFILE 2>&1 \
+  timeout 120 python3 -m benchmarks.profile_stages --backend cupy $PROFILE 2>&1 \
     | tee "$OUT/profile.txt" | tail -30
 fi
 

@@ -1,11 +1,12 @@
 """Stage timings of the transport solver and the calibration on one backend (a diagnostic,
 not a benchmark suite): where does the time go on a new machine?
 
-    python -m benchmarks.profile_stages --backend cupy --transport 200 --fit 160
+    python -m benchmarks.profile_stages --backend cupy --describe 800 --transport 200 --fit 160
 
-Prints, with wall-clock stamps: the transport set-up stages (labelling, percolation,
-conductances, hierarchy, coarse inverse) and each checked PCG iteration; the fit's stage
-seconds and progress events. Every stage is synchronised on the GPU before it is timed.
+Prints, with wall-clock stamps: the seconds of each descriptor of both phases; the transport
+set-up stages (labelling, percolation, conductances, hierarchy, coarse inverse) and each
+checked PCG iteration; the fit's stage seconds and progress events. Every stage is
+synchronised on the GPU before it is timed.
 """
 
 from __future__ import annotations
@@ -93,12 +94,66 @@ def profile_fit(n: int, backend: str, voxel_nm: float = 40.0) -> None:
     print("fit seconds:", {k: round(v, 2) for k, v in res.report.seconds.items()}, flush=True)
 
 
+def profile_describe(n: int, backend: str) -> None:
+    """Seconds of each descriptor of both phases of a paper realization of edge ``n`` at
+    20 nm (the describe suite's cases, synchronised), after a warm-up at 48^3 that compiles
+    the kernels; the geodesic sweep also reports its rounds."""
+    from benchmarks import suite_describe as sd
+    from cbagpu import generate, get_backend, preset
+    from cbagpu.measure import geodesic
+    from cbagpu.measure.phases import phase_mask
+
+    be = get_backend(backend)
+    sync = be.synchronize if hasattr(be, "synchronize") else (lambda: None)
+    runs = {"intrinsic volumes": sd._run_minkowski, "CPSD": sd._run_cpsd,
+            "intrusion": sd._run_intrusion, "two-point coverage": sd._run_covariance,
+            "geodesic": sd._run_geodesic}
+    rounds: list[int] = []
+    original = geodesic._geodesic_padded_rounds
+
+    def counted(*args, **kwargs):
+        sweep = args[3]
+        calls = [0]
+
+        def sweep_counted(*a):
+            calls[0] += 1
+            return sweep(*a)
+
+        out = original(*args[:3], sweep_counted)
+        rounds.append(calls[0] // 6)
+        return out
+
+    geodesic._geodesic_padded_rounds = counted
+    try:
+        for size in (48, n):
+            t0 = time.perf_counter()
+            lab = be.asarray(generate(preset("paper"), (size, size, size), sd.VOXEL_NM, 1,
+                                      backend=be))
+            sync()
+            _stamp(t0, f"generated {size}^3 on {be.name}")
+            for phase in ("pore", "solid"):
+                s = {"mask": phase_mask(lab, phase), "be": be}
+                for name, fn in runs.items():
+                    rounds.clear()
+                    t1 = time.perf_counter()
+                    out = fn(s)
+                    sync()
+                    extra = f", {rounds[0]} rounds" if rounds else ""
+                    _stamp(t1, f"{size}^3 {phase}: {name} {out}{extra}")
+    finally:
+        geodesic._geodesic_padded_rounds = original
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.profile_stages")
     p.add_argument("--backend", default="auto")
     p.add_argument("--transport", type=int, default=0, help="edge of the transport case")
     p.add_argument("--fit", type=int, default=0, help="edge of the fit case (40 nm)")
+    p.add_argument("--describe", type=int, default=0,
+                   help="edge of the describe case (20 nm): seconds of each descriptor")
     a = p.parse_args(argv)
+    if a.describe:
+        profile_describe(a.describe, a.backend)
     if a.transport:
         profile_transport(a.transport, a.backend)
     if a.fit:
