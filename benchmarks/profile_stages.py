@@ -14,6 +14,8 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -142,6 +144,25 @@ def profile_describe(n: int, backend: str) -> None:
                     _stamp(t1, f"{size}^3 {phase}: {name} {out}{extra}")
     finally:
         geodesic._geodesic_padded_rounds = original
+    _compare_bottleneck_routes(be, lab, sync)
+
+
+def _compare_bottleneck_routes(be: Any, lab: Any, sync: Callable[[], None]) -> None:
+    """The intrusion's bottleneck map by one labelling per level vs widest-path sweeps, on
+    the same level map (which one the GPU should run)."""
+    from cbagpu.measure import intrusion, widest_path
+    from cbagpu.measure.cpsd import _levels
+    from cbagpu.measure.phases import phase_mask
+
+    for phase in ("pore", "solid"):
+        F, _, _, _ = _levels(be, phase_mask(lab, phase), None)
+        sync()
+        for name, fn in (("labelling per level", intrusion.bottleneck_levels),
+                         ("widest-path sweeps", widest_path.widest_path_levels)):
+            t1 = time.perf_counter()
+            fn(be, F, 0, "low")
+            sync()
+            _stamp(t1, f"{phase}: bottleneck map by {name}")
 
 
 def main(argv: list[str] | None = None) -> int:

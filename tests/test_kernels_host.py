@@ -51,7 +51,7 @@ def host_kernels(tmp_path_factory):
         pytest.skip("no C++ compiler")
     out = tmp_path_factory.mktemp("kernels")
     libs = {}
-    for name in ("noise", "raster", "combine", "transport", "geodesic"):
+    for name in ("noise", "raster", "combine", "transport", "geodesic", "bottleneck"):
         src = out / f"{name}.cpp"
         src.write_text(f'#include "{SHIM}"\n' + (kernel_dir() / f"{name}.cu").read_text())
         lib = out / f"lib{name}.so"
@@ -214,3 +214,36 @@ def preset_labels():
     from cbagpu import generate
 
     return generate(PAPER, (24, 30, 28), 20, 5, backend="numpy")
+
+
+@pytest.mark.parametrize("levels", ["uint8", "uint16"])
+def test_widest_path_sweep_kernel_equals_twin_sweep_by_sweep(host_kernels, levels):
+    """Each launch of the host-compiled widest-path kernel gives exactly the twin's array
+    and count (columns are independent, so the order does not matter); the rounds reach
+    the per-level labelling's bottleneck map."""
+    from cbagpu.measure import cpsd as cpsd_mod
+    from cbagpu.measure import intrusion as intrusion_mod
+    from cbagpu.measure import widest_path as wp
+    from cbagpu.measure.phases import phase_mask
+
+    lib = host_kernels["bottleneck"]
+    fn = lib.cba_widest_sweep_u16 if levels == "uint16" else lib.cba_widest_sweep_u8
+    labels = preset_labels()
+    radii = np.sqrt(np.arange(1, 300)) if levels == "uint16" else None
+    for phase in ("pore", "solid"):
+        F, _, _, _ = cpsd_mod._levels(NP, phase_mask(labels, phase), radii)
+        assert F.dtype == np.dtype(levels)
+        for axis, side in ((0, "low"), (2, "high"), (1, "low")):
+
+            def sweep(Fo, W, a, sgn, changed):
+                twin = W.copy()
+                count = np.zeros(1, np.uint64)
+                wp.sweep_twin(np, Fo, twin, a, sgn, count)
+                start = int(changed[0])
+                call(fn, wp.sweep_args(Fo, W, a, sgn, changed))
+                np.testing.assert_array_equal(W, twin)
+                assert int(changed[0]) - start == int(count[0])
+
+            got = wp.widest_path_levels(NP, F, axis, side, sweep)
+            np.testing.assert_array_equal(got, intrusion_mod.bottleneck_levels(NP, F, axis,
+                                                                              side))

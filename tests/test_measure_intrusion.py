@@ -7,6 +7,8 @@ their array-module twins and independent float64 / SciPy references, voxel by vo
   uint8 and uint16 maps);
 * the bucket flood vs :func:`cbagpu.measure.intrusion.bottleneck_levels` (both labelling
   paths) and vs a per-level SciPy labelling written here;
+* the GPU's widest-path sweeps (:mod:`cbagpu.measure.widest_path`, run here with the NumPy
+  twin of their kernel) vs the same per-level labelling;
 * the whole intrusion / constrictivity with and without the kernels.
 
 All comparisons are exact (integers). The per-level reference and the brute-force line
@@ -229,6 +231,40 @@ def test_flood_no_phase_on_inlet():
     assert K.bottleneck_flood(F[:, :, :0], 0, "low").shape == (6, 7, 0)
 
 
+@pytest.mark.parametrize("name", FLOOD_IMAGES)
+@pytest.mark.parametrize("axis,side", [(0, "low"), (1, "high"), (2, "low"), (2, "high")])
+def test_widest_path_sweeps_equal_per_level_labelling(name, axis, side):
+    from cbagpu.measure.widest_path import widest_path_levels
+
+    F, _, _, _ = cpsd_mod._levels(NP, EDT_IMAGES[name], None)
+    got = widest_path_levels(NP, F, axis, side)
+    assert got.dtype == F.dtype and got.shape == F.shape
+    np.testing.assert_array_equal(got, ref_bottleneck(F, axis, side))
+
+
+def test_widest_path_sweeps_uint16_winding_and_unreachable():
+    """uint16 levels, a part cut off from the inlet (B = 0 there), and a corridor that
+    winds back towards the inlet several times (one round of sweeps per reversal)."""
+    from cbagpu.measure.widest_path import widest_path_levels
+
+    mask = EDT_IMAGES["hole"].copy()
+    mask[:, 20, :] = False
+    F, _, _, _ = cpsd_mod._levels(NP, mask, np.sqrt(np.arange(1, 300)))
+    assert F.dtype == np.uint16
+    got = widest_path_levels(NP, F, 1, "low")
+    np.testing.assert_array_equal(got, ref_bottleneck(F, 1, "low"))
+    assert not got[:, 20:].any()
+    snake = np.zeros((21, 9, 9), np.uint8)  # walls at z = 4, 8, ... with alternating gaps
+    snake[:, 1:-1, 1:-1] = 5
+    for i, z in enumerate(range(4, 20, 4)):
+        snake[z] = 0
+        snake[z, 1:-1, (1 if i % 2 else 6):(3 if i % 2 else 8)] = 2  # a narrow gap
+    snake[0, 4, 4] = 7  # a wide inlet voxel: the rest is capped by the gaps
+    got = widest_path_levels(NP, snake, 0, "low")
+    np.testing.assert_array_equal(got, ref_bottleneck(snake, 0, "low"))
+    assert got[20, 4, 4] == 2 and got[0, 4, 4] == 7
+
+
 def test_warm_up_compiles():
     K.warm_up()
 
@@ -257,6 +293,19 @@ def test_intrusion_kernels_equal_array_module_path(phase, axis, side, monkeypatc
     np.testing.assert_array_equal(ca.cpsd.value, cb.cpsd.value)
     np.testing.assert_array_equal(ca.intrusion.value, cb.intrusion.value)
     assert ca.beta == cb.beta and ca.r_max == cb.r_max
+
+
+@pytest.mark.parametrize("phase", ["pore", "solid"])
+def test_intrusion_by_widest_path_sweeps_equals_kernels(phase, monkeypatch):
+    """The GPU's route (EDT of the backend, widest-path sweeps) run on the CPU with the
+    sweeps' NumPy twin: the same intrusion curve and r_min as the Numba kernels."""
+    mask = phase_mask(MODEL, phase)
+    a = intrusion(mask, 20.0, axis="x", side="high", backend="numpy")
+    monkeypatch.setattr(intrusion_mod, "_NUMBA", False)
+    monkeypatch.setattr(intrusion_mod, "_SWEEP_BACKENDS", ("numpy", "cupy"))
+    b = intrusion(mask, 20.0, axis="x", side="high", backend="numpy")
+    np.testing.assert_array_equal(a.value, b.value)
+    assert a.r_min == b.r_min
 
 
 def test_intrusion_custom_radii_and_tiny_windows(monkeypatch):

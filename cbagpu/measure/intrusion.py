@@ -35,10 +35,14 @@ dilation of the inlet slice under F. The dilations of all K_i are then one call 
 :func:`cbagpu.measure.cpsd.cover_index` on B, the exact ball-cover transform also used for
 the CPSD, and the curve is a histogram of its result. ``constrictivity`` shares the EDT.
 
-Two implementations give identical results (``tests/test_measure_intrusion.py``):
+Three implementations give identical results (``tests/test_measure_intrusion.py``):
 
-* **array module** (the GPU path, and the reference): the EDT of the backend, then B by
-  one ``Backend.label`` (faces) per level (:func:`bottleneck_levels`);
+* **array module** (the reference, and the CPU without Numba): the EDT of the backend, then
+  B by one ``Backend.label`` (faces) per level (:func:`bottleneck_levels`);
+* **GPU**: the EDT of the backend, then B by widest-path sweeps
+  (:mod:`cbagpu.measure.widest_path`, one launch of ``kernels/bottleneck.cu`` per sweep,
+  rounds until one raises nothing: ~30 rounds on a 200^3 paper realization, counted with
+  the NumPy twin; not yet timed on a GPU);
 * **CPU** (NumPy backend, :mod:`._intrusion_kernels`, Numba): an exact int32 squared EDT
   (separable; brute-force lower envelopes where distances are short, the parabola envelope
   elsewhere) and B in one O(N) bucket-queue flood from the top level down, instead of one
@@ -144,6 +148,9 @@ _SPARSE_FRACTION = 0.04
 # the NumPy backend uses the Numba kernels of ._intrusion_kernels (False: the array-module
 # twins, as on the GPU; the tests compare both)
 _NUMBA = True
+# Backends whose bottleneck levels come from widest-path sweeps (tests add "numpy", which
+# then runs the sweeps' NumPy twin when the Numba kernels are off).
+_SWEEP_BACKENDS: tuple[str, ...] = ("cupy",)
 
 
 def _cpu_kernels(be: Backend, shape: tuple[int, ...]) -> Any:
@@ -186,10 +193,17 @@ def _curve_any(be: Backend, C: Any, m: Any, n_unique: int, inv: np.ndarray) -> n
 
 
 def _bottleneck(be: Backend, F: Any, axis: int, side: str) -> Any:
-    """B of :func:`bottleneck_levels`; on the CPU by the Numba flood (one O(N) pass)."""
+    """B of :func:`bottleneck_levels`; on the CPU by the Numba flood (one O(N) pass), on
+    backends in ``_SWEEP_BACKENDS`` (the GPU) by widest-path sweeps
+    (:mod:`cbagpu.measure.widest_path`: one CUDA launch per sweep instead of one
+    labelling per radius)."""
     K = _cpu_kernels(be, F.shape)
     if K is not None:
         return K.bottleneck_flood(F, axis, side)
+    if be.name in _SWEEP_BACKENDS:
+        from cbagpu.measure.widest_path import widest_path_levels
+
+        return widest_path_levels(be, F, axis, side)
     return bottleneck_levels(be, F, axis, side)
 
 
