@@ -2,7 +2,10 @@
 ctypes with the same argument builders as the CuPy launches, against their NumPy twins.
 
 This exercises the kernels' logic, indexing and argument order without a GPU; the real GPU
-runs are in tests/gpu/.
+runs are in tests/gpu/. The last section runs the GPU route's Python code itself (every
+``backend.name == "cupy"`` branch that launches kernels: generation, geodesic sweeps,
+intrusion sweeps, transport) on a NumPy backend named "cupy" whose ``kernel()`` returns the
+host-compiled functions, against the NumPy backend's own route.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cbagpu import preset
+from cbagpu import generate, preset
 from cbagpu.backend import get_backend
-from cbagpu.backend.kernels import kernel_dir
+from cbagpu.backend.kernels import kernel_dir, kernel_files
+from cbagpu.backend.numpy_backend import NumPyBackend
 from cbagpu.simulate.germs import window_balls, window_spheroids
 from cbagpu.simulate.grf import field_blocks, field_kernel
 from cbagpu.simulate.noise import field_key, noise_kernel_args, white_noise_numpy
@@ -51,7 +55,7 @@ def host_kernels(tmp_path_factory):
         pytest.skip("no C++ compiler")
     out = tmp_path_factory.mktemp("kernels")
     libs = {}
-    for name in ("noise", "raster", "combine", "transport", "geodesic", "bottleneck"):
+    for name in [p.stem for p in kernel_files()]:
         src = out / f"{name}.cpp"
         src.write_text(f'#include "{SHIM}"\n' + (kernel_dir() / f"{name}.cu").read_text())
         lib = out / f"lib{name}.so"
@@ -211,8 +215,6 @@ def test_geodesic_sweep_kernel_reaches_the_dijkstra_distances(host_kernels, dtyp
 
 
 def preset_labels():
-    from cbagpu import generate
-
     return generate(PAPER, (24, 30, 28), 20, 5, backend="numpy")
 
 
@@ -247,3 +249,80 @@ def test_widest_path_sweep_kernel_equals_twin_sweep_by_sweep(host_kernels, level
             got = wp.widest_path_levels(NP, F, axis, side, sweep)
             np.testing.assert_array_equal(got, intrusion_mod.bottleneck_levels(NP, F, axis,
                                                                               side))
+
+
+# ---------------------------------------------------------------- the GPU route on the host
+class _HostCudaBackend(NumPyBackend):
+    """NumPy arrays, but named "cupy" so that the GPU branches run; their kernel launches go
+    to the host-compiled kernels (one host thread: the grid and block sizes are ignored)."""
+
+    name = "cupy"
+
+    def __init__(self, libs):
+        super().__init__()
+        self.libs = libs
+
+    def kernel(self, filename, name):
+        fn = getattr(self.libs[Path(filename).stem], name)
+
+        def launch(grid, block, args, **kwargs):
+            call(fn, args)
+
+        return launch
+
+
+@pytest.fixture(scope="module")
+def host_gpu(host_kernels):
+    return _HostCudaBackend(host_kernels)
+
+
+def test_gpu_route_generates_the_same_image(host_gpu):
+    """At 80 and 40 nm (at 20 nm the Gaussian field's padded block takes ~15 s through the
+    one-thread host noise kernel)."""
+    for shape, voxel_size in (((20, 26, 30), 80), ((20, 26, 30), 40)):
+        np.testing.assert_array_equal(
+            generate(PAPER, shape, voxel_size, 1, backend=host_gpu),
+            generate(PAPER, shape, voxel_size, 1, backend="numpy"))
+
+
+@pytest.mark.parametrize("phase", ["pore", "solid"])
+def test_gpu_route_descriptors_equal_the_cpu_route(host_gpu, phase):
+    """Geodesic tortuosity (rounds of the CUDA sweep kernel vs box-tracked sweeps and the
+    sparse phase) and constrictivity (widest-path sweeps vs the Numba flood)."""
+    from cbagpu.measure.geodesic import geodesic_distance_map, geodesic_tortuosity
+    from cbagpu.measure.intrusion import constrictivity
+    from cbagpu.measure.phases import phase_mask
+    from tests.test_measure_geodesic import assert_same_map, dijkstra_map
+
+    mask = phase_mask(preset_labels(), phase)
+    for axis in (0, 2):
+        ref = dijkstra_map(mask, axis)
+        assert_same_map(geodesic_distance_map(mask, axis, host_gpu, dtype=np.float64), ref,
+                        exact=True)
+        assert_same_map(geodesic_distance_map(mask, axis, host_gpu), ref, exact=False)
+        a = geodesic_tortuosity(mask, 20.0, axis, host_gpu)
+        b = geodesic_tortuosity(mask, 20.0, axis, "numpy")
+        assert (a.n_inlet, a.n_connected) == (b.n_inlet, b.n_connected)
+        # float32 path sums in another order: ~ steps * 2^-24 relative
+        assert a.tau == pytest.approx(b.tau, rel=1e-5)
+        for side in ("low", "high"):
+            c = constrictivity(mask, 20.0, axis, side, backend=host_gpu)
+            d = constrictivity(mask, 20.0, axis, side, backend="numpy")
+            np.testing.assert_array_equal(c.cpsd.value, d.cpsd.value)
+            np.testing.assert_array_equal(c.intrusion.value, d.intrusion.value)
+            assert (c.r_min, c.r_max, c.beta) == (d.r_min, d.r_max, d.beta)
+
+
+@pytest.mark.parametrize("phase", ["pore", "solid"])
+def test_gpu_route_transport_agrees_with_the_cpu_route(host_gpu, phase):
+    """The CUDA transport kernels behind the solver (float32 fields) vs the Numba kernels:
+    both stop at a flux spread <= tol, and the exact flux lies within each solution's range
+    of slice fluxes, so the two tau_eff differ by at most ~tol relative."""
+    from cbagpu.transport import DEFAULT_TOL, transport
+
+    labels = generate(PAPER, (32, 30, 28), 40, 4, backend="numpy")
+    a = transport(labels, phase, 0, backend=host_gpu)
+    b = transport(labels, phase, 0, backend="numpy")
+    assert a.converged and b.converged
+    assert a.tau_eff == pytest.approx(b.tau_eff, rel=DEFAULT_TOL)
+    assert a.epsilon == b.epsilon
