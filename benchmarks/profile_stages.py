@@ -145,6 +145,28 @@ def profile_describe(n: int, backend: str) -> None:
     finally:
         geodesic._geodesic_padded_rounds = original
     _compare_bottleneck_routes(be, lab, sync)
+    if be.name == "cupy":
+        _compare_geodesic_launches(be, lab, sync)
+
+
+def _compare_geodesic_launches(be: Any, lab: Any, sync: Callable[[], None]) -> None:
+    """The GPU geodesic sweeps with 1, 16 or all planes per launch: launches vs rounds."""
+    from cbagpu.measure import geodesic
+    from cbagpu.measure.phases import phase_mask
+
+    saved = geodesic._PLANES_PER_LAUNCH
+    try:
+        for phase in ("pore", "solid"):
+            mask = phase_mask(lab, phase)
+            for per in (1, 16, 1 << 30):
+                geodesic._PLANES_PER_LAUNCH = per
+                t1 = time.perf_counter()
+                g = geodesic.geodesic_tortuosity(mask, 20.0, 0, be)
+                sync()
+                _stamp(t1, f"{phase}: geodesic, {min(per, lab.shape[0])} planes per launch, "
+                       f"tau {g.tau:.6f}")
+    finally:
+        geodesic._PLANES_PER_LAUNCH = saved
 
 
 def _compare_bottleneck_routes(be: Any, lab: Any, sync: Callable[[], None]) -> None:

@@ -1,21 +1,23 @@
-// Geodesic tortuosity (paper Section 3.3; NOTES §6): one directional plane sweep of the label
+// Geodesic tortuosity (paper Section 3.3; NOTES §6): directional plane sweeps of the label
 // correction d(v) = min(d(v), d(u) + |u - v|) over the 26-connected voxel graph of a phase.
 // NumPy twin: cbagpu/measure/geodesic.py (_sweep_twin); the driver that repeats rounds of the
 // six sweeps until one changes nothing is _geodesic_padded_rounds there.
 //
 // d is the padded distance array (n0, n1, n2), C order: NaN on obstacles and on the one-voxel
-// border, so every interior voxel has all 26 neighbours and NaN neighbours are ignored. The
+// border, so every interior voxel has all 26 neighbours and NaN neighbours are ignored. A
 // sweep along `axis` in direction `sign` (+1 / -1) visits the interior planes k along that
 // axis in order and relaxes every voxel of plane k from its 9 neighbours in plane k - sign
-// (steps of length 1, sqrt 2, sqrt 3). `changed` accumulates the number of lowered voxels.
+// (steps of length 1, sqrt 2, sqrt 3). One launch relaxes `count` consecutive planes of the
+// sweep, starting at plane `first`; `changed` accumulates the number of lowered voxels.
 //
-// Each thread owns one column (one voxel position in the plane) and walks it through all
-// planes; the threads of a block stay in step (__syncthreads per plane), so within a block the
-// sweep is a Gauss-Seidel wavefront like the twin's. Across blocks a neighbour may be read
-// before or after that block lowered it: every value ever stored is the length of a real path
-// (an upper bound of the distance), so a stale read only delays an improvement to a later
-// sweep. The fixed point, reached when a whole round of six sweeps lowers nothing, is the
-// same exact graph distance in any order of relaxation.
+// Each thread owns one column (one voxel position in the plane) and walks it through the
+// launch's planes; the threads of a block stay in step (__syncthreads per plane). With one
+// plane per launch the launch boundary orders the planes for the whole grid and a sweep gives
+// exactly the twin's result. With several planes per launch, a thread may read a neighbour of
+// another block before or after that block lowered it: every value ever stored is the length
+// of a real path (an upper bound of the distance), so a stale read only delays an improvement
+// to a later sweep. Either way the fixed point, reached when a whole round of six sweeps
+// lowers nothing, is the same exact graph distance.
 //
 // Work items: the interior columns, rounded up to whole blocks so that every thread of a block
 // runs the same number of plane steps (the __syncthreads of the loop is reached by all).
@@ -29,7 +31,7 @@ __device__ __forceinline__ T cba_nanmin(const T a, const T b)
 template <typename T>
 __device__ __forceinline__ void cba_geodesic_sweep_t(
     T* d, const int n0, const int n1, const int n2, const int axis, const int sign,
-    unsigned long long* changed)
+    const int first, const int count_planes, unsigned long long* changed)
 {
     const long long n[3] = {n0, n1, n2};
     const long long st[3] = {(long long)n1 * n2, (long long)n2, 1};
@@ -39,15 +41,15 @@ __device__ __forceinline__ void cba_geodesic_sweep_t(
     const long long mc = n[c] - 2, ncol = (n[b] - 2) * mc;
     const long long width = (long long)blockDim.x;
     const long long span = ((ncol + width - 1) / width) * width;
-    const long long k0 = sign > 0 ? 2 : na - 3;
     const T s2 = (T)1.4142135623730951, s3 = (T)1.7320508075688772, one = (T)1;
     unsigned long long count = 0;
     for (long long q = (long long)blockIdx.x * width + threadIdx.x; q < span;
          q += (long long)gridDim.x * width) {
         const bool mine = q < ncol;
         const long long base = mine ? (q / mc + 1) * sb + (q % mc + 1) * sc : 0;
-        for (long long k = k0; k >= 1 && k <= na - 2; k += sign) {
-            if (mine) {
+        for (int s = 0; s < count_planes; ++s) {
+            const long long k = (long long)first + (long long)s * sign;
+            if (mine && k >= 1 && k <= na - 2) {
                 T* t = d + k * sa + base;
                 const T cur = *t;
                 if (cur == cur) {  // NaN: obstacle, never changes
@@ -71,14 +73,14 @@ __device__ __forceinline__ void cba_geodesic_sweep_t(
 
 extern "C" __global__ void cba_geodesic_sweep_f32(
     float* d, const int n0, const int n1, const int n2, const int axis, const int sign,
-    unsigned long long* changed)
+    const int first, const int count_planes, unsigned long long* changed)
 {
-    cba_geodesic_sweep_t<float>(d, n0, n1, n2, axis, sign, changed);
+    cba_geodesic_sweep_t<float>(d, n0, n1, n2, axis, sign, first, count_planes, changed);
 }
 
 extern "C" __global__ void cba_geodesic_sweep_f64(
     double* d, const int n0, const int n1, const int n2, const int axis, const int sign,
-    unsigned long long* changed)
+    const int first, const int count_planes, unsigned long long* changed)
 {
-    cba_geodesic_sweep_t<double>(d, n0, n1, n2, axis, sign, changed);
+    cba_geodesic_sweep_t<double>(d, n0, n1, n2, axis, sign, first, count_planes, changed);
 }

@@ -173,34 +173,50 @@ def test_transport_kernels_match_twins(host_kernels):
     np.testing.assert_array_equal(host, lev.add_prolonged(z.copy(), rc))
 
 
-def _host_sweep(lib, dtype):
-    from cbagpu.measure.geodesic import sweep_args
+def preset_labels():
+    """A small paper realization at 20 nm (both phases percolate along z)."""
+    return generate(PAPER, (24, 30, 28), 20, 5, backend="numpy")
+
+
+def _host_sweep(lib, dtype, per_launch):
+    """The geodesic sweep by launches of the host-compiled kernel, ``per_launch`` planes
+    each; checks each sweep's count, and with one plane per launch that the sweep equals
+    the twin's exactly."""
+    from cbagpu.measure.geodesic import _sweep_twin, sweep_args, sweep_launches
 
     fn = lib.cba_geodesic_sweep_f64 if dtype == np.float64 else lib.cba_geodesic_sweep_f32
 
     def sweep(d, axis, sign, changed):
         before = d.copy()
         start = int(changed[0])
-        call(fn, sweep_args(d, axis, sign, changed))
+        for first, count in sweep_launches(d.shape[axis], sign, per_launch):
+            call(fn, sweep_args(d, axis, sign, first, count, changed))
         lowered = d < before  # NaN compares False: obstacles stay
         assert int(changed[0]) - start == int(np.count_nonzero(lowered))
         assert np.array_equal(np.isnan(d), np.isnan(before))
         assert np.all(np.where(np.isnan(d), 0, d) <= np.where(np.isnan(before), 0, before))
+        if per_launch == 1:
+            twin = before.copy()
+            _sweep_twin(np, twin, axis, sign, np.zeros(1, np.uint64))
+            np.testing.assert_array_equal(d, twin)
 
     return sweep
 
 
+@pytest.mark.parametrize("per_launch", [1, 5, 1000])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_geodesic_sweep_kernel_reaches_the_dijkstra_distances(host_kernels, dtype):
-    """Rounds of the host-compiled sweep kernel (one thread: columns in turn, each through
-    all planes, an order unlike the twin's) until a round lowers nothing: the exact graph
+def test_geodesic_sweep_kernel_reaches_the_dijkstra_distances(host_kernels, dtype, per_launch):
+    """Rounds of the host-compiled sweep kernel until a round lowers nothing: the exact graph
     distances of SciPy's Dijkstra, on random images along every axis and on both phases of
-    a paper realization; each launch's count equals the voxels it lowered."""
+    a paper realization. With one plane per launch every sweep equals the twin's; with more
+    (5, or the whole sweep in one launch) the one host thread walks each column through the
+    launch's planes before the next column, an order unlike the twin's (stale reads of the
+    neighbouring columns, as across GPU blocks), which must reach the same distances."""
     from cbagpu.measure import geodesic
     from cbagpu.measure.phases import phase_mask
     from tests.test_measure_geodesic import assert_same_map, dijkstra_map, random_mask
 
-    sweep = _host_sweep(host_kernels["geodesic"], dtype)
+    sweep = _host_sweep(host_kernels["geodesic"], dtype, per_launch)
     labels = preset_labels()
     cases = [(random_mask((12, 14, 15), fill, 3), axis)
              for fill in (0.25, 0.5, 0.8) for axis in (0, 1, 2)]
@@ -214,8 +230,16 @@ def test_geodesic_sweep_kernel_reaches_the_dijkstra_distances(host_kernels, dtyp
                         exact=dtype == np.float64)
 
 
-def preset_labels():
-    return generate(PAPER, (24, 30, 28), 20, 5, backend="numpy")
+def test_sweep_launches_cover_each_plane_once():
+    from cbagpu.measure.geodesic import sweep_launches
+
+    for n in (3, 4, 9, 30):
+        for sign in (1, -1):
+            for per in (1, 4, 100):
+                planes = [f + i * sign for f, c in sweep_launches(n, sign, per)
+                          for i in range(c)]
+                assert planes == (list(range(2, n - 1)) if sign > 0
+                                  else list(range(n - 3, 0, -1)))
 
 
 @pytest.mark.parametrize("levels", ["uint8", "uint16"])

@@ -76,19 +76,23 @@ def test_no_path_on_the_gpu():
     assert not res.percolates and res.tau == math.inf and res.fraction_connected == 0.0
 
 
-def test_kernel_sweep_counts_what_it_lowers():
-    """One launch of the CUDA sweep: its count equals the voxels it lowered, obstacles stay
-    NaN and nothing rises (the contract the round driver relies on)."""
+@pytest.mark.parametrize("per_launch", [1, 16, 10**6])
+def test_kernel_sweep_counts_what_it_lowers(per_launch):
+    """Launches of the CUDA sweep: the count equals the voxels lowered, obstacles stay NaN
+    and nothing rises (the contract the round driver relies on); with one plane per launch
+    each sweep equals the twin's exactly; every launch size reaches the CPU's distances."""
     import cupy
 
     from cbagpu.backend import get_backend
-    from cbagpu.measure.geodesic import _cuda_sweep, _initial_distances
+    from cbagpu.measure import geodesic
+    from cbagpu.measure.geodesic import _cuda_sweep, _initial_distances, _sweep_twin
 
     be = get_backend("cupy")
-    mask = cupy.asarray(np.random.default_rng(3).random((30, 40, 50)) < 0.6)
+    host_mask = np.random.default_rng(3).random((30, 40, 50)) < 0.6
+    mask = cupy.asarray(host_mask)
     for dtype in (np.float32, np.float64):
         d = _initial_distances(cupy, mask, np.dtype(dtype))
-        sweep = _cuda_sweep(be)
+        sweep = _cuda_sweep(be, per_launch)
         counts = []
         for axis, sign in ((0, -1), (1, 1), (2, -1), (0, 1)):
             before = d.copy()
@@ -98,4 +102,15 @@ def test_kernel_sweep_counts_what_it_lowers():
             assert int(changed[0]) == lowered
             counts.append(lowered)
             assert bool(cupy.array_equal(cupy.isnan(d), cupy.isnan(before)))
+            if per_launch == 1:
+                twin = before.copy()
+                _sweep_twin(cupy, twin, axis, sign, cupy.zeros(1, dtype=cupy.uint64))
+                assert bool(cupy.array_equal(cupy.nan_to_num(d, nan=-1.0),
+                                             cupy.nan_to_num(twin, nan=-1.0)))
         assert counts[0] > 0  # the first sweep, from the outlet, reaches the phase
+        m, _ = geodesic._flow_first(be, mask, 0)
+        got = geodesic._geodesic_padded_rounds(be, m, np.dtype(dtype), sweep)
+        got = cupy.asnumpy(got[1:-1, 1:-1, 1:-1])
+        got[np.isnan(got)] = np.inf
+        ref = geodesic_distance_map(host_mask, 0, "numpy", dtype=dtype)
+        _same_map(got, ref, rtol=1e-12 if dtype == np.float64 else 1e-5)
