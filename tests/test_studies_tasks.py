@@ -285,6 +285,39 @@ def test_gpu_tasks_without_dask_cuda_run_in_process(monkeypatch):
     assert {r["pid"] for r in out.values()} == {os.getpid()}
 
 
+def test_gpu_tasks_go_to_dask_cuda_when_it_is_installed(monkeypatch):
+    """The dask-cuda branch (no dask-cuda here): a stand-in ``dask_cuda.LocalCUDACluster``
+    that records its arguments and starts a LocalCluster of 2 processes. Tasks on the cupy
+    backend (workers=None) must go to it, with one thread per worker (one GPU each)."""
+    import sys
+    import types
+
+    from distributed import LocalCluster
+
+    from cbagpu.studies import tasks as T
+
+    seen = {}
+
+    def local_cuda_cluster(**kwargs):
+        seen.update(kwargs)
+        return LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                            dashboard_address=":0", silence_logs=kwargs["silence_logs"])
+
+    stub = types.ModuleType("dask_cuda")
+    stub.LocalCUDACluster = local_cuda_cluster
+    monkeypatch.setitem(sys.modules, "dask_cuda", stub)
+    monkeypatch.setattr(T, "_have_dask_cuda", lambda: True)
+    out = T.run_tasks([T.Task(f"t{i}", _pid_task, {"backend": "cupy"}) for i in range(3)],
+                      None)
+    assert seen["threads_per_worker"] == 1
+    assert os.getpid() not in {r["pid"] for r in out.values()}
+    assert {r["backend"] for r in out.values()} == {"cupy"}
+    # CPU tasks never use it
+    seen.clear()
+    T.run_tasks([T.Task("c", _pid_task, {"backend": "numpy"})], None, workers=None)
+    assert seen == {}
+
+
 def test_results_record_the_version_that_computed_them(tmp_path):
     st = TaskStore(tmp_path / "t")
     res = run_tasks(_tasks(tmp_path / "m", n_tasks=2), st, workers=1)
