@@ -286,7 +286,7 @@ def _dask_available() -> bool:
 
 
 @pytest.mark.skipif(not _dask_available(), reason="needs dask[distributed]")
-def test_local_dask_cluster_gives_the_same_table(tmp_path):
+def test_local_dask_cluster_gives_the_same_table(tmp_path, monkeypatch):
     img = generate(PARAMS, (32, 32, 32), 40.0, 7, backend="numpy")
     a = validate(img, 40.0, PARAMS, realizations=1, factors=(1, 2), workers=1, backend="numpy")
     b = validate(img, 40.0, PARAMS, realizations=1, factors=(1, 2), workers=2, backend="numpy",
@@ -297,6 +297,26 @@ def test_local_dask_cluster_gives_the_same_table(tmp_path):
     for f in (1, 2):
         np.testing.assert_array_equal(np.load(tmp_path / "d" / "inputs" / f"image-f{f}.npy"),
                                       img[::f, ::f, ::f])
+    # without out_dir the local cluster's workers read them from a temporary folder,
+    # which is gone afterwards
+    import cbagpu.studies.tasks as T
+
+    seen = {}
+    run = T.run_tasks
+
+    def spy(tasks, *args, **kwargs):
+        for t in tasks:
+            if "labels_path" in t.kwargs:
+                seen[t.key] = Path(t.kwargs["labels_path"])
+                assert "labels" not in t.kwargs and seen[t.key].is_file()
+        return run(tasks, *args, **kwargs)
+
+    monkeypatch.setattr(T, "run_tasks", spy)
+    c = validate(img, 40.0, PARAMS, realizations=1, factors=(1, 2), workers=2,
+                 backend="numpy")
+    assert sorted(seen) == ["image,f=1", "image,f=2"]
+    assert not any(p.exists() for p in seen.values())
+    assert c.to_dict() == a.to_dict()
 
 
 # --------------------------------------------------------------------------------- CLI

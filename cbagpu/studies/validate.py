@@ -25,12 +25,14 @@ in the same directory and reuses every finished task.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
 import json
 import math
 import os
+import tempfile
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -451,6 +453,37 @@ def summarize(results: Mapping[str, Mapping[str, Any]], *, voxel_size: float,
 
 
 # --------------------------------------------------------------------------- the study
+def _validation_tasks(labels: np.ndarray, voxel_size: float, fs: Sequence[int],
+                      realizations: int, seed: int, shape: tuple[int, ...],
+                      pdict: dict[str, float], common: dict[str, Any], store: Any,
+                      inputs: Path | None) -> list[Any]:
+    """One task per (image, factor) and per (model, factor, seed). The down-sampled image
+    travels as a ``.npy`` file in ``inputs`` when given (else inside the task), and not at
+    all for a task the store already holds."""
+    from cbagpu.studies.tasks import Task
+
+    tasks = []
+    for f in fs:
+        s = f * voxel_size
+        key = _image_key(f)
+        kw: dict[str, Any] = {**common, "source": "image", "factor": f, "voxel_size": s}
+        if store is not None and store.done(key):
+            pass
+        elif inputs is not None:
+            path = inputs / f"image-f{f}.npy"
+            _save_npy_atomic(path, resample(labels, voxel_size, s))
+            kw["labels_path"] = str(path.resolve())
+        else:
+            kw["labels"] = resample(labels, voxel_size, s)
+        tasks.append(Task(key, _validation_task, kw))
+        ds_shape = list(resampled_shape(shape, (f, f, f)))
+        for k in range(seed, seed + realizations):
+            tasks.append(Task(_model_key(f, k), _validation_task, {
+                **common, "source": "model", "factor": f, "voxel_size": s, "params": pdict,
+                "shape": ds_shape, "seed": k}))
+    return tasks
+
+
 def validate(
     image: Any,
     voxel_size: float,
@@ -497,7 +530,7 @@ def validate(
         mean/min/max over the realizations) and one :class:`CurveSummary` per factor, phase
         and curve (CPSD, centred C(h)).
     """
-    from cbagpu.studies.tasks import Task, open_store, result_versions, run_tasks
+    from cbagpu.studies.tasks import open_store, result_versions, run_tasks
 
     if not isinstance(params, CBAParams):
         raise ValueError(f"params must be a CBAParams, got {type(params).__name__}")
@@ -545,31 +578,21 @@ def validate(
         "phases": list(PHASES),
     })
 
-    tasks = []
-    common = {"axis": ax, "backend": be_name, "phases": list(PHASES)}
-    for f in fs:
-        s = f * voxel_size
-        key = _image_key(f)
-        if store is not None and store.done(key):  # no copy of the image for a stored task
-            kw: dict[str, Any] = {**common, "source": "image", "factor": f, "voxel_size": s}
-        elif store is not None and workers != 1:
-            # workers read the down-sampled image from the output folder (shared with the
-            # workers, as the task store is) instead of carrying it in the task graph
-            path = store.root.parent / "inputs" / f"image-f{f}.npy"
-            _save_npy_atomic(path, resample(labels, voxel_size, s))
-            kw = {**common, "source": "image", "factor": f, "voxel_size": s,
-                  "labels_path": str(path.resolve())}
-        else:
-            kw = {**common, "source": "image", "factor": f, "voxel_size": s,
-                  "labels": resample(labels, voxel_size, s)}
-        tasks.append(Task(key, _validation_task, kw))
-        ds_shape = list(resampled_shape(shape, (f, f, f)))
-        for k in range(seed, seed + realizations):
-            tasks.append(Task(_model_key(f, k), _validation_task, {
-                **common, "source": "model", "factor": f, "voxel_size": s, "params": pdict,
-                "shape": ds_shape, "seed": k}))
-
-    results = run_tasks(tasks, store, scheduler=scheduler, workers=workers, progress=progress)
+    with contextlib.ExitStack() as stack:
+        inputs: Path | None = None
+        if store is not None and workers != 1:
+            # workers read the down-sampled images from the output folder (shared with the
+            # workers, as the task store is) instead of carrying them in the task graph
+            inputs = store.root.parent / "inputs"
+        elif store is None and scheduler is None and workers != 1:
+            # a local cluster: the workers share this machine's temporary folder
+            inputs = Path(stack.enter_context(
+                tempfile.TemporaryDirectory(prefix="cbagpu-validate-")))
+        tasks = _validation_tasks(labels, voxel_size, fs, realizations, seed, shape, pdict,
+                                  {"axis": ax, "backend": be_name, "phases": list(PHASES)},
+                                  store, inputs)
+        results = run_tasks(tasks, store, scheduler=scheduler, workers=workers,
+                            progress=progress)
     backends = sorted({r.get("backend", be_name) for r in results.values()})
     res = summarize(results, voxel_size=voxel_size, factors=fs, realizations=realizations,
                     seed=seed, axis=ax, shape=shape, image_hash=digest, params=pdict,
