@@ -579,8 +579,18 @@ def _numbers(value: Any) -> dict[str, Any]:
     return {str(k): _jsonable(v) for k, v in value.items()}
 
 
-def _measure_case(case: Case, backend: str, repeat: int) -> dict[str, Any]:
-    """Set up, warm up and time one case in this process; never raises for case errors."""
+def _method(warmup: int) -> dict[str, Any]:
+    """METHOD as it applies to a run with ``warmup`` warm-up runs."""
+    if warmup == 1:
+        return METHOD
+    return {**METHOD, "warmup_runs": 0,
+            "warmup_note": "no warm-up run (--warmup 0): the timed runs include first-call "
+            "costs (kernel compilation, caches)"}
+
+
+def _measure_case(case: Case, backend: str, repeat: int, warmup: int = 1) -> dict[str, Any]:
+    """Set up, warm up (``warmup`` uncounted runs, 0 or 1) and time one case in this
+    process; never raises for case errors."""
     record: dict[str, Any] = {"status": "ok"}
     tracker = _CupyPeakTracker() if backend == "cupy" else None
     sync = tracker.sync if tracker is not None else _no_sync
@@ -596,7 +606,7 @@ def _measure_case(case: Case, backend: str, repeat: int) -> dict[str, Any]:
         if tracker is not None:
             record["device_after_setup_used_mib"] = tracker.pool.used_bytes() / MIB
         extra: dict[str, Any] = {}
-        for index in range(repeat + 1):
+        for index in range(1 - warmup, repeat + 1):
             stage = "warm-up" if index == 0 else f"timed run {index}"
             gc.collect()
             t0 = time.perf_counter()
@@ -634,6 +644,7 @@ def _case_worker(
     sizes: list[int] | None,
     case_name: str,
     repeat: int,
+    warmup: int = 1,
 ) -> None:
     """Entry point of a spawned worker: find the case again, measure it, send the record."""
     try:
@@ -641,7 +652,7 @@ def _case_worker(
         cases = {c.name: c for c in _suite_cases(module, backend, quick, sizes)}
         if case_name not in cases:
             raise LookupError(f"case {case_name!r} not produced by cases() in the worker")
-        record = _measure_case(cases[case_name], backend, repeat)
+        record = _measure_case(cases[case_name], backend, repeat, warmup)
     except BaseException as exc:
         record = {
             "status": "error",
@@ -663,13 +674,14 @@ def _run_in_subprocess(
     case_name: str,
     repeat: int,
     timeout: float | None,
+    warmup: int = 1,
 ) -> dict[str, Any]:
     """Run one case in a fresh spawned process and return its record."""
     ctx = multiprocessing.get_context("spawn")
     receiver, sender = ctx.Pipe(duplex=False)
     process = ctx.Process(
         target=_case_worker,
-        args=(sender, ref, backend, quick, sizes, case_name, repeat),
+        args=(sender, ref, backend, quick, sizes, case_name, repeat, warmup),
         name=f"bench-{case_name}",
     )
     process.start()
@@ -828,6 +840,7 @@ def run_suite(
     timeout: float | None = None,
     echo: bool = True,
     command: Sequence[str] | None = None,
+    warmup: int = 1,
 ) -> tuple[dict[str, Any], Path]:
     """Run every case of a suite, each in a fresh process, and write the JSON result.
 
@@ -843,12 +856,17 @@ def run_suite(
         timeout: Seconds after which a case's worker is killed (recorded as an error).
         echo: Print progress lines and the final table.
         command: The command line to record (default: ``sys.argv``).
+        warmup: Uncounted warm-up runs before the timed ones: 1 (default) or 0 (for
+            single-shot cases too big to run twice; the timed run then includes first-call
+            costs such as kernel compilation, and the result says so).
 
     Returns:
         The result dictionary (as written) and the path of the JSON file.
     """
     if repeat < 1:
         raise ValueError("repeat must be at least 1")
+    if warmup not in (0, 1):
+        raise ValueError(f"warmup must be 0 or 1, got {warmup!r}")
     started = time.time()
     module = load_suite(suite)
     name = suite_name(module)
@@ -866,7 +884,7 @@ def run_suite(
     if echo:
         print(
             f"suite {name}: {len(cases)} case(s), backend {resolved}, repeat {repeat} "
-            f"(+1 warm-up), {machine['cpu_model']}, {machine['usable_cores']} cores"
+            f"(+{warmup} warm-up), {machine['cpu_model']}, {machine['usable_cores']} cores"
             + (f", {gpu.get('name')}" if gpu.get("available") else ""),
             flush=True,
         )
@@ -893,7 +911,7 @@ def run_suite(
             "quick": quick,
             "sizes": size_list,
             "select": select,
-            "method": METHOD,
+            "method": _method(warmup),
             "machine_slug": slug,
             "machine": machine,
             "gpu": gpu,
@@ -926,7 +944,8 @@ def run_suite(
             record.update(status="skipped", skip_reason=case.skip)
         else:
             record.update(
-                _run_in_subprocess(ref, resolved, quick, size_list, case.name, repeat, timeout)
+                _run_in_subprocess(ref, resolved, quick, size_list, case.name, repeat, timeout,
+                                   warmup)
             )
         record["wall_s"] = time.perf_counter() - t0
         info = record.pop("backend_info", None)
@@ -988,6 +1007,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=DEFAULT_OUT_DIR, help="output folder")
     run.add_argument("-k", "--filter", dest="select", help="only cases whose name contains this")
     run.add_argument("--timeout", type=float, default=None, help="seconds per case (kill after)")
+    run.add_argument("--warmup", type=int, choices=(0, 1), default=1,
+                     help="uncounted warm-up runs per case (0 for cases too big to run twice)")
     return parser
 
 
@@ -1010,6 +1031,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             select=args.select,
             timeout=args.timeout,
             command=["python", "-m", "benchmarks", *argv],
+            warmup=args.warmup,
         )
     except (ImportError, RuntimeError, TypeError, ValueError) as exc:
         print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)

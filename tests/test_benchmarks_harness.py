@@ -153,6 +153,17 @@ def test_run_suite_writes_complete_json(fake_suite: ModuleType, tmp_path: Path) 
     assert table[2].index("ok") == 0
 
 
+def test_no_warm_up_for_single_shot_cases(fake_suite: ModuleType, tmp_path: Path) -> None:
+    result, _ = harness.run_suite(fake_suite, backend="numpy", repeat=1, out_dir=tmp_path,
+                                  echo=False, select="ok", warmup=0)
+    (ok,) = result["cases"]
+    assert ok["status"] == "ok" and len(ok["times_s"]) == 1 and "warmup_s" not in ok
+    assert result["method"]["warmup_runs"] == 0 and "no warm-up" in result["method"][
+        "warmup_note"]
+    with pytest.raises(ValueError, match="warmup"):
+        harness.run_suite(fake_suite, backend="numpy", out_dir=tmp_path, warmup=2)
+
+
 def test_sizes_filter_and_select(fake_suite: ModuleType) -> None:
     names = [c.name for c in harness._suite_cases(fake_suite, "numpy", False, [16])]
     assert names == ["dies"]
