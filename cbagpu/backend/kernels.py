@@ -12,6 +12,12 @@ from pathlib import Path
 NVRTC_OPTIONS: tuple[str, ...] = ("--std=c++14", "--fmad=false")
 
 
+def launch_blocks(items: int, threads: int, cap: int = 1 << 20) -> int:
+    """Blocks of ``threads`` for ``items`` work items (at least 1, at most ``cap``): every
+    kernel loops grid-stride, so a capped grid still covers all items."""
+    return int(min(max(1, -(-int(items) // threads)), cap))
+
+
 def kernel_dir() -> Path:
     """Folder holding the ``*.cu`` files (the installed package data, else the source tree)."""
     try:

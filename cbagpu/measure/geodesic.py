@@ -115,6 +115,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.backend import Backend, get_backend
+from cbagpu.backend.kernels import launch_blocks
 
 __all__ = ["GeodesicTortuosity", "geodesic_distance_map", "geodesic_tortuosity"]
 
@@ -554,7 +555,7 @@ def _cuda_sweep(be: Backend, per_launch: int | None = None) -> Any:
         fn = be.kernel("geodesic.cu", name)
         b, c = _OTHERS[axis]
         columns = (d.shape[b] - 2) * (d.shape[c] - 2)
-        blocks = min(max(1, -(-columns // _THREADS)), _MAX_BLOCKS)
+        blocks = launch_blocks(columns, _THREADS, _MAX_BLOCKS)
         for first, count in sweep_launches(d.shape[axis], sign, per):
             fn((blocks,), (_THREADS,), sweep_args(d, axis, sign, first, count, changed))
 

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.backend import Backend
+from cbagpu.backend.kernels import launch_blocks
 
 __all__ = ["sweep_args", "sweep_twin", "widest_path_levels"]
 
@@ -74,7 +75,7 @@ def _cuda_sweep(be: Backend) -> Callable[..., None]:
         name = "cba_widest_sweep_u16" if W.dtype == np.uint16 else "cba_widest_sweep_u8"
         b, c = _OTHERS[axis]
         columns = W.shape[b] * W.shape[c]
-        blocks = min(max(1, -(-columns // _THREADS)), _MAX_BLOCKS)
+        blocks = launch_blocks(columns, _THREADS, _MAX_BLOCKS)
         be.kernel("bottleneck.cu", name)((blocks,), (_THREADS,),
                                         sweep_args(F, W, axis, sign, changed))
 

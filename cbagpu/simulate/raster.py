@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.backend.base import Backend
+from cbagpu.backend.kernels import launch_blocks
 from cbagpu.simulate.germs import Balls, Spheroids
 
 _ROWS_PER_CHUNK = 1 << 20
@@ -201,7 +202,7 @@ def paint_grains(
         return
     nrows = int(offset[-1])
     threads = 128
-    blocks = int(min((nrows + threads - 1) // threads, 1 << 20))
+    blocks = launch_blocks(nrows, threads)
     fn = backend.kernel("raster.cu", f"paint_{kind}_rows")
     fn(
         (blocks,),

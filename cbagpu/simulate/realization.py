@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.backend import Backend, get_backend
+from cbagpu.backend.kernels import launch_blocks
 from cbagpu.memory import check_fits, host_available_memory
 from cbagpu.params import CBAParams
 from cbagpu.simulate.germs import window_balls, window_spheroids
@@ -133,7 +134,7 @@ def _threshold(backend: Backend, block: Any, piece: Any, out: Any, mu: float) ->
         return
     ext = [s.stop - s.start for s in piece.window_slices]
     threads = 256
-    blocks = int(min((ext[0] * ext[1] * ext[2] + threads - 1) // threads, 1 << 20))
+    blocks = launch_blocks(ext[0] * ext[1] * ext[2], threads)
     fn = backend.kernel("combine.cu", "threshold_into_labels")
     fn((blocks,), (threads,), threshold_kernel_args(block, piece, out, mu))
 

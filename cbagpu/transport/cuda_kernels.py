@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from cbagpu.backend.kernels import launch_blocks
+
 THREADS = 256
 
 
@@ -48,7 +50,7 @@ class CudaKernels:
 
     def _launch(self, name: str, n: int, args: tuple[Any, ...]) -> None:
         fn = self.backend.kernel("transport.cu", name)
-        blocks = int(min(max(1, (n + THREADS - 1) // THREADS), 1 << 20))
+        blocks = launch_blocks(n, THREADS)
         fn((blocks,), (THREADS,), args)
 
     def apply(self, lev: Any, z: Any, out: Any) -> Any:  # noqa: D102
