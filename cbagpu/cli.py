@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from cbagpu._version import __version__
+from cbagpu.errors import InvalidInputError
 
 
 class UsageError(Exception):
@@ -127,7 +128,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 
         return run_generate_zarr(args)
     if args.scheduler is not None or args.workers is not None:
-        raise ValueError("--scheduler and --workers need --chunks (block-wise generation "
+        raise InvalidInputError("--scheduler and --workers need --chunks (block-wise generation "
                          "to .zarr)")
     params = _load_params(args)
     check_writable(args.out, overwrite=True)

@@ -78,6 +78,7 @@ import numpy as np
 import tifffile
 
 from cbagpu._version import __version__
+from cbagpu.errors import InvalidInputError
 
 __all__ = [
     "BIGTIFF_THRESHOLD",
@@ -163,14 +164,14 @@ def image_metadata(
     """
     vs = float(voxel_size)
     if not math.isfinite(vs) or vs <= 0:
-        raise ValueError(f"voxel_size must be a positive finite number, got {voxel_size!r}")
+        raise InvalidInputError(f"voxel_size must be a positive finite number, got {voxel_size!r}")
     origin_list = list(origin)
     if len(origin_list) != 3 or not all(
         isinstance(o, int | np.integer) and not isinstance(o, bool) for o in origin_list
     ):
-        raise ValueError(f"origin must be three integers (z, y, x), got {origin!r}")
+        raise InvalidInputError(f"origin must be three integers (z, y, x), got {origin!r}")
     if backend not in ("numpy", "cupy"):
-        raise ValueError(f"backend must be 'numpy' or 'cupy', got {backend!r}")
+        raise InvalidInputError(f"backend must be 'numpy' or 'cupy', got {backend!r}")
     metadata: dict[str, Any] = {
         "params": dict(params),
         "seed": int(seed),
@@ -221,7 +222,7 @@ def _format(path: Path) -> str:
     """Return the format name ('tif', 'npy', 'raw', 'zarr') for ``path``'s suffix."""
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
-        raise ValueError(
+        raise InvalidInputError(
             f"unsupported image file suffix {path.suffix!r} for {str(path)!r}; "
             f"supported suffixes: {', '.join(SUPPORTED_SUFFIXES)}"
         )
@@ -513,7 +514,7 @@ def _to_numpy(image: Any) -> np.ndarray:
         image = image.get()
     arr = np.ascontiguousarray(np.asarray(image))
     if arr.ndim != 3:
-        raise ValueError(f"image must be 3D (z, y, x), got shape {arr.shape}")
+        raise InvalidInputError(f"image must be 3D (z, y, x), got shape {arr.shape}")
     return arr
 
 
@@ -757,18 +758,18 @@ def _read_raw(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
         shape = tuple(int(n) for n in side["shape"])
         dtype = np.dtype(side["dtype"])
     except (KeyError, TypeError, ValueError) as exc:
-        raise ValueError(f"invalid .raw sidecar {str(side_path)!r}: {exc}") from exc
+        raise InvalidInputError(f"invalid .raw sidecar {str(side_path)!r}: {exc}") from exc
     byte_order = side.get("byte_order", "little")
     if byte_order not in ("little", "big"):
-        raise ValueError(f"invalid byte_order {byte_order!r} in {str(side_path)!r}")
+        raise InvalidInputError(f"invalid byte_order {byte_order!r} in {str(side_path)!r}")
     order = side.get("order", "C")
     if order not in ("C", "F"):
-        raise ValueError(f"invalid order {order!r} in {str(side_path)!r}")
+        raise InvalidInputError(f"invalid order {order!r} in {str(side_path)!r}")
     file_dtype = dtype.newbyteorder("<" if byte_order == "little" else ">")
     expected = math.prod(shape) * dtype.itemsize
     size = path.stat().st_size
     if size != expected:
-        raise ValueError(
+        raise InvalidInputError(
             f"{str(path)!r} holds {size} bytes but its sidecar describes {expected} "
             f"(shape {shape}, dtype {dtype.name})"
         )
@@ -785,7 +786,7 @@ def _read_zarr(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     arr = zarr.open_array(store=str(path), mode="r")
     attrs = json.loads(json.dumps(dict(arr.attrs)))
     if attrs.get("incomplete") is True:  # cbagpu.studies.volume.generate_zarr still running
-        raise ValueError(
+        raise InvalidInputError(
             f"{str(path)!r} is an incomplete block-wise generation (interrupted or still "
             "running; its missing chunks would read as pore): run the same `cbagpu generate` "
             "command again to finish it"

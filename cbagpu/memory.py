@@ -1,13 +1,19 @@
-"""Memory estimates and availability, so that requests too large are refused before they
-allocate."""
+"""This machine's resources: memory available, usable cores, and the check that refuses a
+request too large before it allocates."""
 
 from __future__ import annotations
 
 import os
 
+from cbagpu.errors import InsufficientMemoryError
 
-class InsufficientMemoryError(MemoryError):
-    """A request would not fit in the memory available; raised before allocating."""
+__all__ = [
+    "InsufficientMemoryError",
+    "check_fits",
+    "format_bytes",
+    "host_available_memory",
+    "usable_cores",
+]
 
 
 def host_available_memory() -> int:
@@ -42,3 +48,11 @@ def check_fits(required: int, available: int, what: str, where: str) -> None:
             f"{format_bytes(available)} is available; use a smaller shape or tile the volume "
             "with origin=... (windows of one realization match bit for bit)"
         )
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask), else ``os.cpu_count()``."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)

@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cbagpu.errors import InvalidInputError
+
 __all__ = [
     "PARAM_NAMES",
     "PRESETS",
@@ -73,14 +75,16 @@ def _as_finite_float(name: str, value: Any) -> float:
     complex numbers, NaN and infinities.
     """
     if isinstance(value, bool) or type(value).__name__ in ("bool", "bool_"):
-        raise ValueError(f"parameter {name!r} must be a finite real number, got bool {value!r}")
+        raise InvalidInputError(
+            f"parameter {name!r} must be a finite real number, got bool {value!r}"
+        )
     if not isinstance(value, numbers.Real):
-        raise ValueError(
+        raise InvalidInputError(
             f"parameter {name!r} must be a finite real number, got {type(value).__name__} {value!r}"
         )
     out = float(value)
     if not math.isfinite(out):
-        raise ValueError(f"parameter {name!r} must be a finite real number, got {value!r}")
+        raise InvalidInputError(f"parameter {name!r} must be a finite real number, got {value!r}")
     return out
 
 
@@ -169,15 +173,15 @@ class CBAParams:
         for name in PARAM_NAMES:
             value = _as_finite_float(name, getattr(self, name))
             if name in _POSITIVE and not value > 0.0:
-                raise ValueError(f"parameter {name!r} must be > 0, got {value!r}")
+                raise InvalidInputError(f"parameter {name!r} must be > 0, got {value!r}")
             if name == "lambda_y" and not value >= 0.0:
-                raise ValueError(f"parameter {name!r} must be >= 0, got {value!r}")
+                raise InvalidInputError(f"parameter {name!r} must be >= 0, got {value!r}")
             object.__setattr__(self, name, value)
         cvs = self.calibrated_voxel_size
         if cvs is not None:
             value = _as_finite_float("calibrated_voxel_size", cvs)
             if not value > 0.0:
-                raise ValueError(
+                raise InvalidInputError(
                     f"parameter 'calibrated_voxel_size' must be > 0 or None, got {value!r}"
                 )
             object.__setattr__(self, "calibrated_voxel_size", value)
@@ -192,7 +196,7 @@ class CBAParams:
         """
         s = _as_finite_float("voxel_size", voxel_size)
         if not s > 0.0:
-            raise ValueError(f"parameter 'voxel_size' must be > 0, got {s!r}")
+            raise InvalidInputError(f"parameter 'voxel_size' must be > 0, got {s!r}")
         return VoxelParams(
             lambda_x=self.lambda_x * s**3,
             shape1=self.alpha1 / s,
@@ -230,7 +234,7 @@ class CBAParams:
             If keys are missing or unknown (the message lists them), or a value is invalid.
         """
         if not isinstance(d, dict):
-            raise ValueError(f"expected a dict of parameters, got {type(d).__name__}")
+            raise InvalidInputError(f"expected a dict of parameters, got {type(d).__name__}")
         keys = set(d)
         missing = [name for name in PARAM_NAMES if name not in keys]
         unknown = sorted(str(k) for k in keys - set(PARAM_NAMES) - set(_OPTIONAL_NAMES))
@@ -240,7 +244,7 @@ class CBAParams:
         if unknown:
             problems.append("unknown keys: " + ", ".join(unknown))
         if problems:
-            raise ValueError(
+            raise InvalidInputError(
                 "invalid CBAParams dict ("
                 + "; ".join(problems)
                 + "); expected keys: "
@@ -321,4 +325,5 @@ def preset(name: str) -> CBAParams:
     try:
         return PRESETS[name]
     except (KeyError, TypeError):
-        raise ValueError(f"unknown preset {name!r}; choose one of: " + ", ".join(PRESETS)) from None
+        raise InvalidInputError(
+            f"unknown preset {name!r}; choose one of: " + ", ".join(PRESETS)) from None

@@ -24,6 +24,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import integrate, special
 
+from cbagpu.errors import InvalidInputError
+
 from .params import CBAParams
 
 __all__ = [
@@ -89,7 +91,7 @@ def _ordered(
     a = np.asarray(r, dtype=np.float64)
     c = np.asarray(big_r, dtype=np.float64)
     if np.any(a < 0) or np.any(c < 0):
-        raise ValueError("spheroid half-axes must be >= 0")
+        raise InvalidInputError("spheroid half-axes must be >= 0")
     return np.minimum(a, c), np.maximum(a, c)
 
 
@@ -402,7 +404,7 @@ def lambda_y_from_volume_fraction(
     with np.errstate(divide="ignore", invalid="ignore"):
         x = (v - a) / (b * (1.0 - a))
     if not np.all((x > 0.0) & (x <= 1.0)):
-        raise ValueError(
+        raise InvalidInputError(
             "Eq. 25 needs 0 < (V - V1)/(V2 (1 - V1)) <= 1, i.e. V1 < V <= V1 + V2 (1 - V1); "
             f"got ratio {x.tolist()} for V={v.tolist()}, V1={a.tolist()}, V2={b.tolist()}"
         )
@@ -485,7 +487,7 @@ def rho_from_two_point_coverage(
     ``iterations`` bisection steps on [−1, 1] give a bracket of width 2^(1−iterations).
     """
     if out_of_range not in ("nan", "clip"):
-        raise ValueError(f"out_of_range must be 'nan' or 'clip', got {out_of_range!r}")
+        raise InvalidInputError(f"out_of_range must be 'nan' or 'clip', got {out_of_range!r}")
     c = np.asarray(C, dtype=np.float64)
     m = np.asarray(mu, dtype=np.float64)
     c, m = np.broadcast_arrays(c, m)

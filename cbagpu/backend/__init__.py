@@ -6,9 +6,11 @@ run raises :class:`BackendUnavailableError` (never a silent fallback).
 
 from __future__ import annotations
 
-from cbagpu.backend.base import Backend, BackendUnavailableError
+from cbagpu.backend.base import Backend
 from cbagpu.backend.cupy_backend import CuPyBackend, cupy_unavailable_reason
+from cbagpu.backend.host_kernels import HostKernelBackend
 from cbagpu.backend.numpy_backend import NumPyBackend
+from cbagpu.errors import BackendUnavailableError, InvalidInputError
 
 BACKEND_NAMES = ("auto", "numpy", "cupy")
 
@@ -25,7 +27,9 @@ def get_backend(name: str | Backend = "auto") -> Backend:
     if isinstance(name, Backend):
         return name
     if not isinstance(name, str) or name not in BACKEND_NAMES:
-        raise ValueError(f"unknown backend {name!r}; choose one of: {', '.join(BACKEND_NAMES)}")
+        raise InvalidInputError(
+            f"unknown backend {name!r}; choose one of: {', '.join(BACKEND_NAMES)}"
+        )
     if name == "auto":
         name = "cupy" if gpu_available() else "numpy"
     if name not in _cache:
@@ -38,6 +42,7 @@ __all__ = [
     "Backend",
     "BackendUnavailableError",
     "CuPyBackend",
+    "HostKernelBackend",
     "NumPyBackend",
     "get_backend",
     "gpu_available",

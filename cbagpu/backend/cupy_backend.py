@@ -34,6 +34,10 @@ class CuPyBackend(Backend):
     """GPU backend. Construction fails with :class:`BackendUnavailableError` without a GPU."""
 
     name = "cupy"
+    on_host = False
+    runs_kernels = True
+    workers = 1
+    memory_name = "GPU"
 
     def __init__(self) -> None:
         reason = cupy_unavailable_reason()
@@ -43,6 +47,7 @@ class CuPyBackend(Backend):
 
         self.xp = cupy
         self._modules: dict[str, Any] = {}
+        self._dot64: Any = None
 
     # -- arrays -----------------------------------------------------------------------------
     def to_host(self, a: Any) -> np.ndarray:
@@ -50,6 +55,24 @@ class CuPyBackend(Backend):
 
     def synchronize(self) -> None:
         self.xp.cuda.Stream.null.synchronize()
+
+    def argsort_stable(self, a: Any) -> Any:
+        """CuPy's argsort is a stable radix sort (it takes no ``kind``)."""
+        return self.xp.argsort(a)
+
+    def dot64(self, a: Any, b: Any) -> float:
+        """Each x-row reduces first (CuPy gives a reduction to one value a single block),
+        the rows' float64 partial sums then go through CUB."""
+        if self._dot64 is None:
+            self._dot64 = self.xp.ReductionKernel(
+                "T x, T y", "float64 s", "(double)x * (double)y", "a + b", "s = a", "0",
+                "cbagpu_dot64",
+            )
+        n2 = a.shape[-1] if a.ndim else 1
+        return float(self._dot64(a.reshape(-1, n2), b.reshape(-1, n2), axis=1).sum())
+
+    def slab_elements(self) -> int:
+        return 1 << 24
 
     # -- kernels ----------------------------------------------------------------------------
     def kernel(self, filename: str, name: str) -> Any:
@@ -61,13 +84,17 @@ class CuPyBackend(Backend):
         return mod.get_function(name)
 
     # -- FFT --------------------------------------------------------------------------------
-    def rfftn(self, a: Any) -> Any:
-        return self.xp.fft.rfftn(a)
-
-    def irfftn(self, a: Any, shape: tuple[int, ...]) -> Any:
-        return self.xp.fft.irfftn(a, s=shape)
+    @property
+    def fft(self) -> Any:
+        return self.xp.fft
 
     # -- image operations -------------------------------------------------------------------
+    @property
+    def ndimage(self) -> Any:
+        from cupyx.scipy import ndimage
+
+        return ndimage
+
     def distance_transform_edt(self, mask: Any) -> Any:
         """Exact EDT (float32, voxel units), cuCIM when installed, else cupyx."""
         try:
@@ -75,31 +102,13 @@ class CuPyBackend(Backend):
 
             return distance_transform_edt(mask, float64_distances=False)
         except ImportError:
-            from cupyx.scipy.ndimage import distance_transform_edt
-
-            return distance_transform_edt(mask).astype(self.xp.float32)
-
-    def label(self, mask: Any, connectivity: int = 1) -> tuple[Any, int]:
-        from cupyx.scipy import ndimage
-
-        structure = np.ones((3,) * mask.ndim, bool)
-        if connectivity == 1:
-            structure = np.zeros((3,) * mask.ndim, bool)
-            structure[(1,) * mask.ndim] = True
-            for ax in range(mask.ndim):
-                idx = [1] * mask.ndim
-                for v in (0, 2):
-                    idx[ax] = v
-                    structure[tuple(idx)] = True
-        elif connectivity == 2:
-            from scipy.ndimage import generate_binary_structure
-
-            structure = generate_binary_structure(mask.ndim, 2)
-        lab, n = ndimage.label(mask, structure=self.xp.asarray(structure))
-        return lab, int(n)
+            return self.ndimage.distance_transform_edt(mask).astype(self.xp.float32)
 
     # -- memory -----------------------------------------------------------------------------
     def available_memory(self) -> int:
         free, _total = self.xp.cuda.runtime.memGetInfo()
         pool = self.xp.get_default_memory_pool()
         return int(free + pool.free_bytes())
+
+    def device_count(self) -> int:
+        return int(self.xp.cuda.runtime.getDeviceCount())

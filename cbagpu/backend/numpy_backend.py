@@ -1,8 +1,8 @@
-"""NumPy/SciPy backend (CPU)."""
+"""NumPy/SciPy backend (CPU): the kernels of ``kernels/*.cu`` run as their NumPy/Numba
+twins."""
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -10,26 +10,55 @@ import scipy.fft
 import scipy.ndimage
 
 from cbagpu.backend.base import Backend
-from cbagpu.memory import host_available_memory
+from cbagpu.memory import host_available_memory, usable_cores
 
 
 class NumPyBackend(Backend):
-    """CPU backend: NumPy arrays, ``scipy.fft`` (pocketfft, all cores), ``scipy.ndimage``."""
+    """CPU backend: NumPy arrays, ``scipy.fft`` (pocketfft, all usable cores),
+    ``scipy.ndimage``, the ``edt`` package."""
 
     name = "numpy"
     xp = np
+    on_host = True
+    runs_kernels = False
+    memory_name = "host"
 
     def __init__(self, workers: int | None = None) -> None:
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = int(workers or usable_cores())
 
     def to_host(self, a: Any) -> np.ndarray:
         return np.asarray(a)
+
+    def dot64(self, a: Any, b: Any) -> float:
+        """float32 BLAS dots over slabs of 2^16 values, summed in float64 (no float64 copy
+        of the vectors)."""
+        a, b = np.asarray(a), np.asarray(b)
+        if a.ndim == 0 or a.size == 0:
+            return float(np.dot(a.ravel(), b.ravel()))
+        n = a.shape[0]
+        step = max(1, (1 << 16) // max(1, a[0].size))
+        total = 0.0
+        for i in range(0, n, step):
+            total += float(np.dot(a[i : i + step].ravel(), b[i : i + step].ravel()))
+        return total
+
+    @property
+    def fft(self) -> Any:
+        return scipy.fft
+
+    @property
+    def fft_options(self) -> dict[str, Any]:
+        return {"workers": self.workers}
 
     def rfftn(self, a: np.ndarray) -> np.ndarray:
         return scipy.fft.rfftn(a, workers=self.workers, overwrite_x=True)
 
     def irfftn(self, a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         return scipy.fft.irfftn(a, s=shape, workers=self.workers, overwrite_x=True)
+
+    @property
+    def ndimage(self) -> Any:
+        return scipy.ndimage
 
     def distance_transform_edt(self, mask: np.ndarray) -> np.ndarray:
         """Exact EDT (float32, voxel units) of the True voxels to the nearest False voxel

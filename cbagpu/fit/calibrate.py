@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.backend import Backend, get_backend
+from cbagpu.errors import InvalidInputError
 from cbagpu.params import CBAParams, preset
 from cbagpu.theory import graphite_densities, lambda_y_from_volume_fraction, v2
 
@@ -52,19 +53,23 @@ class FitResult:
 def _check_labels(labels: Any, be: Backend) -> Any:
     lab = be.asarray(labels)
     if lab.ndim != 3:
-        raise ValueError(f"a 3-D label image (z, y, x) is needed, got shape {tuple(lab.shape)}")
+        raise InvalidInputError(
+            f"a 3-D label image (z, y, x) is needed, got shape {tuple(lab.shape)}"
+        )
     if lab.dtype.kind not in "biu":
-        raise ValueError(f"labels must be integers 0, 1, 2, got dtype {lab.dtype}")
+        raise InvalidInputError(f"labels must be integers 0, 1, 2, got dtype {lab.dtype}")
     if lab.dtype == bool:
-        raise ValueError("labels must be 0 (pore), 1 (CBD), 2 (graphite), got a boolean mask")
+        raise InvalidInputError(
+            "labels must be 0 (pore), 1 (CBD), 2 (graphite), got a boolean mask"
+        )
     bad = (lab < 0) | (lab > 2)
     if bool(bad.any()):
         vals = np.unique(be.to_host(lab[bad]))[:5].tolist()
-        raise ValueError(
+        raise InvalidInputError(
             f"labels must be 0 (pore), 1 (CBD), 2 (graphite); found {vals}"
         )
     if min(lab.shape) < MIN_EDGE:
-        raise ValueError(
+        raise InvalidInputError(
             f"image {'x'.join(map(str, lab.shape))} is too small for a stable fit: every edge "
             f"must be at least {MIN_EDGE} voxels (the Gaussian-field ROI needs boxes of >= 16 "
             "voxels and the CPSD needs many large pores; >= 128^3 is recommended)"
@@ -74,13 +79,13 @@ def _check_labels(labels: Any, be: Backend) -> Any:
 
 def _check_voxel_size(voxel_size: Any) -> float:
     if voxel_size is None:
-        raise ValueError("the voxel size is missing: pass voxel_size (nm)")
+        raise InvalidInputError("the voxel size is missing: pass voxel_size (nm)")
     try:
         s = float(voxel_size)
     except (TypeError, ValueError):
-        raise ValueError(f"voxel_size must be a number in nm, got {voxel_size!r}") from None
+        raise InvalidInputError(f"voxel_size must be a number in nm, got {voxel_size!r}") from None
     if not math.isfinite(s) or s <= 0:
-        raise ValueError(f"voxel_size must be a finite number > 0 (nm), got {voxel_size!r}")
+        raise InvalidInputError(f"voxel_size must be a finite number > 0 (nm), got {voxel_size!r}")
     return s
 
 
@@ -98,7 +103,9 @@ def _xi2_map(
     def lam_of(mu: float, theta: float) -> float:
         x = (V - v1) / (float(v2(mu)) * (1.0 - v1))
         if not x > 0.0:
-            raise ValueError(f"V = {V:.4f} is not above V1 = {v1:.4f}: no room for CBD (Eq. 25)")
+            raise InvalidInputError(
+                f"V = {V:.4f} is not above V1 = {v1:.4f}: no room for CBD (Eq. 25)"
+            )
         return float(lambda_y_from_volume_fraction(V, v1, v2(mu), theta)) if x < 1.0 else 0.0
 
     def xi2(theta: float) -> tuple[float, float]:
@@ -173,7 +180,7 @@ def fit(
     t_start = time.perf_counter()
     s = _check_voxel_size(voxel_size)
     if isinstance(realizations, bool) or int(realizations) != realizations or realizations < 1:
-        raise ValueError(f"realizations must be an integer >= 1, got {realizations!r}")
+        raise InvalidInputError(f"realizations must be an integer >= 1, got {realizations!r}")
     be = get_backend(backend)
     lab = _check_labels(labels, be)
     n = lab.size
@@ -187,7 +194,7 @@ def fit(
         "solid": (counts[1] + counts[2]) / n,
     }
     if counts[1] == 0:
-        raise ValueError(
+        raise InvalidInputError(
             "the image has no CBD voxels (label 1): the Gaussian field cannot be fitted"
         )
     notes: list[str] = []

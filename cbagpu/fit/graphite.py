@@ -33,6 +33,7 @@ import numpy as np
 from scipy import optimize
 
 from cbagpu.backend import Backend
+from cbagpu.errors import InvalidInputError
 from cbagpu.params import CBAParams
 from cbagpu.theory import GraphiteDensities, graphite_densities
 
@@ -79,7 +80,7 @@ def _scales(
     if weights == "relative":
         t = np.abs(np.asarray(target, dtype=np.float64))
         return np.where(t > 0.0, t, 1.0)
-    raise ValueError(f"weights must be 'paper' or 'relative', got {weights!r}")
+    raise InvalidInputError(f"weights must be 'paper' or 'relative', got {weights!r}")
 
 
 def eq17_objective(
@@ -197,7 +198,7 @@ def fit_graphite(
     """
     target = GraphiteDensities(*(float(v) for v in target))
     if not 0.0 < target.V1 < 1.0:
-        raise ValueError(f"graphite volume fraction must be in (0, 1), got {target.V1!r}")
+        raise InvalidInputError(f"graphite volume fraction must be in (0, 1), got {target.V1!r}")
     scales = _scales(target, weights, length)
     if weights == "paper":  # normalise to O(1) so that fatol is relative (argmin unchanged)
         scales = scales * target.V1

@@ -52,6 +52,7 @@ import numpy as np
 from scipy import optimize, special
 
 from cbagpu.backend import Backend, get_backend
+from cbagpu.errors import InvalidInputError
 from cbagpu.theory import covariance, rho_from_two_point_coverage
 
 __all__ = [
@@ -120,20 +121,20 @@ def parse_roi(text: str, shape: tuple[int, ...] | None = None) -> Box:
     """
     parts = str(text).split(",")
     if len(parts) != 3:
-        raise ValueError(f"ROI must be 'z0:z1,y0:y1,x0:x1', got {text!r}")
+        raise InvalidInputError(f"ROI must be 'z0:z1,y0:y1,x0:x1', got {text!r}")
     vals: list[int] = []
     for i, part in enumerate(parts):
         ab = part.split(":")
         if len(ab) != 2:
-            raise ValueError(f"ROI must be 'z0:z1,y0:y1,x0:x1', got {text!r}")
+            raise InvalidInputError(f"ROI must be 'z0:z1,y0:y1,x0:x1', got {text!r}")
         try:
             a, b = int(ab[0]), int(ab[1])
         except ValueError:
-            raise ValueError(f"ROI bounds must be integers, got {text!r}") from None
+            raise InvalidInputError(f"ROI bounds must be integers, got {text!r}") from None
         if not 0 <= a < b:
-            raise ValueError(f"ROI range {part!r} must satisfy 0 <= start < stop")
+            raise InvalidInputError(f"ROI range {part!r} must satisfy 0 <= start < stop")
         if shape is not None and b > shape[i]:
-            raise ValueError(
+            raise InvalidInputError(
                 f"ROI range {part!r} exceeds the image's {'zyx'[i]} size {shape[i]}"
             )
         vals += [a, b]
@@ -260,7 +261,7 @@ def fit_grf_boxes(
     for b in boxes:
         sub = lab[b.slices]
         if min(sub.shape) < 4:
-            raise ValueError(f"ROI box {b} is too small: every edge must be >= 4 voxels")
+            raise InvalidInputError(f"ROI box {b} is too small: every edge must be >= 4 voxels")
         gr = int(be.xp.count_nonzero(sub == 2))
         n_gr += gr
         m = sub == 1
@@ -272,7 +273,7 @@ def fit_grf_boxes(
         notes.append(f"the ROI contains {n_gr} graphite voxels: they are left out of V2 and "
                      "C(h) (masked estimator)")
     if n_cbd == 0 or n_cbd == n_tot:
-        raise ValueError(
+        raise InvalidInputError(
             f"the Gaussian-field ROI {', '.join(map(str, boxes))} has "
             f"{'no CBD' if n_cbd == 0 else 'no pore'} voxels: cannot estimate mu"
         )
@@ -320,7 +321,7 @@ def _fit_mu_eta(
     ok = np.isfinite(rk)
     hk, rk = hk[ok], rk[ok]
     if hk.size == 0:
-        raise ValueError("no lag of the ROI gives a usable rho estimate: cannot fit eta")
+        raise InvalidInputError("no lag of the ROI gives a usable rho estimate: cannot fit eta")
     # start: ρ = 1/(1 + (ηh)²) at the first lag
     r0 = float(np.clip(rk[0], 0.05, 0.99))
     eta0 = math.sqrt(1.0 / r0 - 1.0) / hk[0]
@@ -518,7 +519,7 @@ def auto_roi(
     boxes, _ = _free_boxes(forbidden, be, min_edge)
     if not boxes:
         what = "graphite" + (" and large pores" if mu is not None else "")
-        raise ValueError(
+        raise InvalidInputError(
             f"no box of at least {min_edge}^3 voxels ({min_edge * voxel_size:g} nm edge) free of "
             f"{what} found in the {'x'.join(map(str, lab.shape))} image "
             f"({100 * frac:.1f} % forbidden); supply a larger image or a --grf-roi"

@@ -40,6 +40,7 @@ import numpy as np
 from scipy import optimize
 
 from cbagpu.backend import Backend, get_backend
+from cbagpu.errors import InvalidInputError
 from cbagpu.params import CBAParams
 from cbagpu.theory import lambda_y_from_volume_fraction
 
@@ -203,7 +204,7 @@ def fit_pores(
     x = (V - V1) / (V2 * (1.0 - V1))
     notes: list[str] = []
     if not x > 0.0:
-        raise ValueError(
+        raise InvalidInputError(
             f"the image's solid fraction V = {V:.4f} is not above the graphite fraction "
             f"V1 = {V1:.4f}: the model has no room for CBD (Eq. 25)"
         )

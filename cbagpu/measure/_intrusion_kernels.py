@@ -46,6 +46,7 @@ import numpy as np
 from numba import njit, prange
 
 from cbagpu.backend.numba_variants import parallel_and_serial
+from cbagpu.errors import InvalidInputError
 
 #: "No site": a squared distance that is not finite (a line without a background voxel).
 INF = np.int32(1 << 30)
@@ -273,7 +274,7 @@ def squared_edt(mask: np.ndarray) -> np.ndarray:
     voxel has no False voxel at all, i.e. only when the mask is all True)."""
     m = np.ascontiguousarray(mask, dtype=bool)
     if m.ndim != 3 or max(m.shape, default=0) > MAX_EDGE:
-        raise ValueError(f"squared_edt takes 3-D masks with edges <= {MAX_EDGE}")
+        raise InvalidInputError(f"squared_edt takes 3-D masks with edges <= {MAX_EDGE}")
     out = np.empty(m.shape, np.int32)
     if m.size == 0:
         return out
@@ -297,7 +298,7 @@ def count_levels(C: np.ndarray, mask: np.ndarray, n: int) -> np.ndarray:
             np.ascontiguousarray(C), np.ascontiguousarray(mask, dtype=bool), counts
         )
     if counts[n]:
-        raise ValueError(f"count_levels: values >= {n} on the mask")
+        raise InvalidInputError(f"count_levels: values >= {n} on the mask")
     return counts[:n]
 
 

@@ -76,6 +76,7 @@ import numpy as np
 import scipy.fft
 
 from cbagpu.backend import Backend, get_backend
+from cbagpu.errors import InvalidInputError
 
 __all__ = ["TwoPointCoverage", "two_point_coverage"]
 
@@ -151,10 +152,10 @@ def _max_lag_voxels(max_lag: float | None, voxel_size: float, shape: tuple[int, 
         return n_min // 2
     lag = float(max_lag)
     if not math.isfinite(lag) or lag < 0:
-        raise ValueError(f"max_lag must be a finite length >= 0 in nm, got {max_lag!r}")
+        raise InvalidInputError(f"max_lag must be a finite length >= 0 in nm, got {max_lag!r}")
     L = int(math.floor(lag / voxel_size + 1e-9))  # noqa: N806
     if L > n_min - 1:
-        raise ValueError(
+        raise InvalidInputError(
             f"max_lag = {lag} nm is {L} voxels; the window {shape} allows at most "
             f"{n_min - 1} voxels ({(n_min - 1) * voxel_size} nm)"
         )
@@ -205,18 +206,18 @@ def two_point_coverage(
     """
     s = float(voxel_size)
     if not math.isfinite(s) or s <= 0:
-        raise ValueError(f"voxel_size must be a finite length > 0 in nm, got {voxel_size!r}")
+        raise InvalidInputError(f"voxel_size must be a finite length > 0 in nm, got {voxel_size!r}")
     if precision not in ("single", "double"):
-        raise ValueError(f"precision must be 'single' or 'double', got {precision!r}")
+        raise InvalidInputError(f"precision must be 'single' or 'double', got {precision!r}")
     be = get_backend(backend)
     m = be.asarray(mask)
     if m.ndim != 3:
-        raise ValueError(f"mask must be 3D (z, y, x), got shape {tuple(m.shape)}")
+        raise InvalidInputError(f"mask must be 3D (z, y, x), got shape {tuple(m.shape)}")
     if m.dtype != bool:
         m = m != 0
     shape = tuple(int(v) for v in m.shape)
     if min(shape) < 1:
-        raise ValueError(f"mask must not be empty, got shape {shape}")
+        raise InvalidInputError(f"mask must not be empty, got shape {shape}")
     L = _max_lag_voxels(max_lag, s, shape)  # noqa: N806
     n_phase = int(be.xp.count_nonzero(m))
     num_axes, num_rad, den_rad, lag_rad = _accumulate(be, m, L, precision)

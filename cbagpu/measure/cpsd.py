@@ -76,6 +76,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.backend import Backend, get_backend
+from cbagpu.errors import InvalidInputError
 
 __all__ = ["CPSD", "cpsd", "local_thickness", "radius_grid", "crossing"]
 
@@ -165,7 +166,7 @@ def radius_grid(r2_max: int, radii: Any = None) -> np.ndarray:
         return np.arange(0, rmax + 2, dtype=np.float64)
     radii = np.asarray(radii, np.float64).ravel()
     if (radii < 0).any() or not np.isfinite(radii).all():
-        raise ValueError("radii must be finite and >= 0")
+        raise InvalidInputError("radii must be finite and >= 0")
     return np.unique(np.concatenate([[0.0], radii]))
 
 
@@ -607,7 +608,7 @@ def _prepare(mask: Any, backend: str | Backend) -> tuple[Backend, Any]:
     be = get_backend(backend)
     m = be.asarray(mask)
     if m.ndim != 3:
-        raise ValueError(f"mask must be 3-D (z, y, x), got shape {tuple(m.shape)}")
+        raise InvalidInputError(f"mask must be 3-D (z, y, x), got shape {tuple(m.shape)}")
     return be, m.astype(bool, copy=False)
 
 
@@ -696,7 +697,7 @@ def cpsd(
     Paper Eq. 26 and Section 3.3; Münch & Holzer (2008).
     """
     if not voxel_size > 0:
-        raise ValueError("voxel_size must be > 0")
+        raise InvalidInputError("voxel_size must be > 0")
     be, m = _prepare(mask, backend)
     radii_vox = None if radii is None else np.asarray(radii, np.float64) / voxel_size
     if not bool(m.any()):

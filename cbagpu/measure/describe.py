@@ -13,6 +13,7 @@ import numpy as np
 
 from cbagpu.atomic import save_figure_atomic
 from cbagpu.backend import Backend, get_backend
+from cbagpu.errors import InvalidInputError
 from cbagpu.measure.covariance import two_point_coverage
 from cbagpu.measure.geodesic import geodesic_tortuosity
 from cbagpu.measure.intrusion import constrictivity
@@ -166,16 +167,16 @@ def describe(
         tortuosity.
     """
     if not (np.isfinite(voxel_size) and voxel_size > 0):
-        raise ValueError(f"voxel_size must be finite and > 0 (nm), got {voxel_size!r}")
+        raise InvalidInputError(f"voxel_size must be finite and > 0 (nm), got {voxel_size!r}")
     if axis not in AXES:
-        raise ValueError(f"axis must be 0, 1, 2, 'z', 'y' or 'x', got {axis!r}")
+        raise InvalidInputError(f"axis must be 0, 1, 2, 'z', 'y' or 'x', got {axis!r}")
     for p in phases:
         if p not in PHASES:
-            raise ValueError(f"unknown phase {p!r}; choose among {', '.join(PHASES)}")
+            raise InvalidInputError(f"unknown phase {p!r}; choose among {', '.join(PHASES)}")
     be = get_backend(backend)
     lab = be.asarray(labels)
     if lab.ndim != 3:
-        raise ValueError(f"a 3D label image is needed, got shape {tuple(lab.shape)}")
+        raise InvalidInputError(f"a 3D label image is needed, got shape {tuple(lab.shape)}")
     out: dict[str, PhaseDescription] = {}
     for i, p in enumerate(phases):
         out[p] = describe_phase(phase_mask(lab, p), voxel_size, axis, be, p, max_lag)

@@ -116,6 +116,7 @@ import numpy as np
 
 from cbagpu.backend import Backend, get_backend
 from cbagpu.backend.kernels import launch_blocks
+from cbagpu.errors import InvalidInputError
 
 __all__ = ["GeodesicTortuosity", "geodesic_distance_map", "geodesic_tortuosity"]
 
@@ -235,7 +236,7 @@ def geodesic_tortuosity(
     Gräfensteiner et al., Section 3.3; Neumann et al., Scand. J. Stat. 46 (2019) 848–884.
     """
     if not (np.isfinite(voxel_size) and voxel_size > 0):
-        raise ValueError(f"voxel_size must be finite and > 0 (nm), got {voxel_size!r}")
+        raise InvalidInputError(f"voxel_size must be finite and > 0 (nm), got {voxel_size!r}")
     be = get_backend(backend)
     m, ax = _flow_first(be, mask, axis)
     d = _geodesic_padded(be, m, dtype)
@@ -303,12 +304,12 @@ def _flow_first(be: Backend, mask: Any, axis: int) -> tuple[Any, int]:
     """The mask as a bool array of this backend with the transport axis first (a view)."""
     m = be.asarray(mask)
     if m.ndim != 3:
-        raise ValueError(f"a 3D mask is needed, got shape {tuple(m.shape)}")
+        raise InvalidInputError(f"a 3D mask is needed, got shape {tuple(m.shape)}")
     if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -3 <= axis < 3:
-        raise ValueError(f"axis must be 0, 1 or 2, got {axis!r}")
+        raise InvalidInputError(f"axis must be 0, 1 or 2, got {axis!r}")
     ax = int(axis) % 3
     if m.shape[ax] < 2:
-        raise ValueError(f"the image needs at least 2 layers along axis {ax}, got {m.shape}")
+        raise InvalidInputError(f"the image needs at least 2 layers along axis {ax}, got {m.shape}")
     if m.dtype != bool:
         m = m.astype(bool)
     return be.xp.moveaxis(m, ax, 0), ax
@@ -417,7 +418,7 @@ def _geodesic_padded(be: Backend, m: Any, dtype: Any) -> Any:
     xp = be.xp
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        raise InvalidInputError(f"dtype must be float32 or float64, got {dtype}")
     if be.name in _KERNEL_BACKENDS:
         sweep = _cuda_sweep(be) if be.name == "cupy" else partial(_sweep_twin, xp)
         return _geodesic_padded_rounds(be, m, dtype, sweep)

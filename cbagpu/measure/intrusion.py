@@ -70,6 +70,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.backend import Backend
+from cbagpu.errors import InvalidInputError
 from cbagpu.measure.cpsd import (
     CPSD,
     _curve,
@@ -136,9 +137,9 @@ class Constrictivity:
 def _inlet(axis: int | str, side: str) -> int:
     """Validated inlet axis (0 = z, 1 = y, 2 = x)."""
     if axis not in _AXES:
-        raise ValueError(f"axis must be 0, 1, 2 or 'z', 'y', 'x', got {axis!r}")
+        raise InvalidInputError(f"axis must be 0, 1, 2 or 'z', 'y', 'x', got {axis!r}")
     if side not in ("low", "high"):
-        raise ValueError(f"side must be 'low' or 'high', got {side!r}")
+        raise InvalidInputError(f"side must be 'low' or 'high', got {side!r}")
     return _AXES[axis]
 
 
@@ -365,7 +366,7 @@ def intrusion(
     Paper Section 3.3; Neumann et al. (2019); Münch & Holzer (2008).
     """
     if not voxel_size > 0:
-        raise ValueError("voxel_size must be > 0")
+        raise InvalidInputError("voxel_size must be > 0")
     ax = _inlet(axis, side)
     be, m = _prepare(mask, backend)
     radii_vox = None if radii is None else np.asarray(radii, np.float64) / voxel_size
@@ -399,7 +400,7 @@ def constrictivity(
     Paper Section 3.3 (beta = r_min^2 / r_max^2); Neumann et al. (2019).
     """
     if not voxel_size > 0:
-        raise ValueError("voxel_size must be > 0")
+        raise InvalidInputError("voxel_size must be > 0")
     ax = _inlet(axis, side)
     be, m = _prepare(mask, backend)
     radii_vox = None if radii is None else np.asarray(radii, np.float64) / voxel_size

@@ -100,6 +100,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.backend import Backend, get_backend
+from cbagpu.errors import InvalidInputError
 
 __all__ = [
     "CONNECTIVITIES",
@@ -267,7 +268,9 @@ def _euler6(bits: np.ndarray) -> np.ndarray:
 def _unit_weights(connectivity: int) -> np.ndarray:
     """(4, 256) weights for s = 1: V [s^3], S [s^2], M [s], chi [1] per cell."""
     if connectivity not in CONNECTIVITIES:
-        raise ValueError(f"connectivity must be one of {CONNECTIVITIES}, got {connectivity!r}")
+        raise InvalidInputError(
+            f"connectivity must be one of {CONNECTIVITIES}, got {connectivity!r}"
+        )
     bits = _bits()
     b = bits.astype(np.float64)
     dirs, c = direction_weights()
@@ -358,10 +361,10 @@ def densities_from_histogram(
     :func:`configuration_histogram`): each is ``(hist . w) / (sum(hist) * s^3)``."""
     h = np.asarray(hist, dtype=np.float64)
     if h.shape != (256,):
-        raise ValueError(f"histogram must have 256 bins, got shape {h.shape}")
+        raise InvalidInputError(f"histogram must have 256 bins, got shape {h.shape}")
     n = float(h.sum())
     if n <= 0:
-        raise ValueError("empty histogram")
+        raise InvalidInputError("empty histogram")
     s = _check_voxel_size(voxel_size)
     conn = _check_connectivity(connectivity)
     w = configuration_weights(s, conn)
@@ -413,20 +416,22 @@ def intrinsic_volumes(
 def _check_mask(be: Backend, mask: Any) -> Any:
     m = be.asarray(mask)
     if m.ndim != 3:
-        raise ValueError(f"mask must be 3-D (z, y, x), got {m.ndim}-D")
+        raise InvalidInputError(f"mask must be 3-D (z, y, x), got {m.ndim}-D")
     if min(m.shape) < 2:
-        raise ValueError(f"every dimension of mask must be >= 2, got shape {m.shape}")
+        raise InvalidInputError(f"every dimension of mask must be >= 2, got shape {m.shape}")
     return m
 
 
 def _check_voxel_size(voxel_size: Any) -> float:
     s = float(voxel_size)
     if not math.isfinite(s) or s <= 0:
-        raise ValueError(f"voxel_size must be a finite number > 0, got {voxel_size!r}")
+        raise InvalidInputError(f"voxel_size must be a finite number > 0, got {voxel_size!r}")
     return s
 
 
 def _check_connectivity(connectivity: Any) -> int:
     if isinstance(connectivity, bool) or connectivity not in CONNECTIVITIES:
-        raise ValueError(f"connectivity must be one of {CONNECTIVITIES}, got {connectivity!r}")
+        raise InvalidInputError(
+            f"connectivity must be one of {CONNECTIVITIES}, got {connectivity!r}"
+        )
     return int(connectivity)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from cbagpu.errors import InvalidInputError
+
 PHASES = ("solid", "pore", "graphite", "cbd")
 
 
@@ -21,4 +23,4 @@ def phase_mask(labels: Any, phase: str) -> Any:
         return labels == 2
     if phase == "cbd":
         return labels == 1
-    raise ValueError(f"unknown phase {phase!r}; choose one of: {', '.join(PHASES)}")
+    raise InvalidInputError(f"unknown phase {phase!r}; choose one of: {', '.join(PHASES)}")

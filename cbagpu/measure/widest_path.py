@@ -38,6 +38,7 @@ import numpy as np
 
 from cbagpu.backend import Backend
 from cbagpu.backend.kernels import launch_blocks
+from cbagpu.errors import InvalidInputError
 
 __all__ = ["sweep_args", "sweep_twin", "widest_path_levels"]
 
@@ -93,7 +94,7 @@ def widest_path_levels(be: Backend, F: Any, axis: int, side: str,
     """
     xp = be.xp
     if F.dtype not in (np.uint8, np.uint16):
-        raise ValueError(f"F must be uint8 or uint16, got {F.dtype}")
+        raise InvalidInputError(f"F must be uint8 or uint16, got {F.dtype}")
     if sweep is None:
         sweep = _cuda_sweep(be) if be.name == "cupy" else (
             lambda *a: sweep_twin(xp, *a))

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.backend import Backend
+from cbagpu.errors import InvalidInputError
 
 #: Accepted connectivities (number of neighbours) and the matching ``Backend.label`` rank.
 CONNECTIVITY_RANK = {6: 1, 18: 2, 26: 3}
@@ -42,7 +43,7 @@ def ndimage(be: Backend) -> Any:
 def check_connectivity(connectivity: int, what: str = "connectivity") -> int:
     """Return ``Backend.label``'s rank for a neighbour count 6, 18 or 26."""
     if isinstance(connectivity, bool) or connectivity not in CONNECTIVITY_RANK:
-        raise ValueError(f"{what} must be 6, 18 or 26 (neighbours), got {connectivity!r}")
+        raise InvalidInputError(f"{what} must be 6, 18 or 26 (neighbours), got {connectivity!r}")
     return CONNECTIVITY_RANK[int(connectivity)]
 
 
@@ -57,7 +58,9 @@ def unit_element(element: str) -> np.ndarray:
         s = np.zeros((3, 3, 3), bool)
         s[1, 1, :] = s[1, :, 1] = s[:, 1, 1] = True
         return s
-    raise ValueError(f"closing element must be one of {', '.join(ELEMENTS)}, got {element!r}")
+    raise InvalidInputError(
+        f"closing element must be one of {', '.join(ELEMENTS)}, got {element!r}"
+    )
 
 
 def close_unit(mask: Any, element: str, be: Backend) -> Any:

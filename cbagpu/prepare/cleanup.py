@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.backend import Backend, get_backend
+from cbagpu.errors import InvalidInputError
 from cbagpu.prepare._morph import (
     check_connectivity,
     close_unit,
@@ -81,7 +82,7 @@ class CleanedSolid:
 def _as_mask(solid: Any, be: Backend) -> Any:
     a = be.asarray(solid)
     if a.ndim != 3:
-        raise ValueError(f"a 3D solid mask (z, y, x) is needed, got shape {tuple(a.shape)}")
+        raise InvalidInputError(f"a 3D solid mask (z, y, x) is needed, got shape {tuple(a.shape)}")
     return a if a.dtype == bool else a != 0
 
 
@@ -141,7 +142,9 @@ def clean_device(
 
 def _check_holes(max_hole_voxels: float) -> None:
     if not (np.isfinite(max_hole_voxels) and max_hole_voxels >= 0):
-        raise ValueError(f"the largest hole to fill must be >= 0 voxels, got {max_hole_voxels!r}")
+        raise InvalidInputError(
+            f"the largest hole to fill must be >= 0 voxels, got {max_hole_voxels!r}"
+        )
 
 
 def clean_solid(

@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 from cbagpu.cli import add_run_options
+from cbagpu.errors import InvalidInputError
 
 __all__ = ["add_parser", "parse_mapping", "run"]
 
@@ -28,15 +29,16 @@ def parse_mapping(text: str, what: str) -> dict[str, float]:
         name, sep, value = item.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise ValueError(f"{what}: expected NAME=VALUE[,NAME=VALUE...], got {item!r}")
+            raise InvalidInputError(f"{what}: expected NAME=VALUE[,NAME=VALUE...], got {item!r}")
         if name in out:
-            raise ValueError(f"{what}: {name!r} given twice")
+            raise InvalidInputError(f"{what}: {name!r} given twice")
         try:
             out[name] = float(value)
         except ValueError:
-            raise ValueError(f"{what}: value of {name!r} is not a number: {value!r}") from None
+            raise InvalidInputError(
+                f"{what}: value of {name!r} is not a number: {value!r}") from None
     if not out:
-        raise ValueError(f"{what}: nothing given")
+        raise InvalidInputError(f"{what}: nothing given")
     return out
 
 
@@ -122,7 +124,7 @@ def _read(path: str, what: str) -> tuple[Any, dict[str, Any]]:
     try:
         return read_image(path)
     except FileNotFoundError:
-        raise ValueError(f"{what} not found: {path}") from None
+        raise InvalidInputError(f"{what} not found: {path}") from None
 
 
 def _run_prepare(args: argparse.Namespace) -> int:
@@ -131,7 +133,7 @@ def _run_prepare(args: argparse.Namespace) -> int:
     from cbagpu.prepare.resample import resample_factors
 
     if len(args.voxel_size) not in (1, 3):
-        raise ValueError(f"--voxel-size takes one value or three (Z Y X), got "
+        raise InvalidInputError(f"--voxel-size takes one value or three (Z Y X), got "
                          f"{len(args.voxel_size)}")
     resample_factors(tuple(args.voxel_size) if len(args.voxel_size) == 3
                      else args.voxel_size[0], args.to_voxel_size)  # fail before reading
@@ -174,10 +176,11 @@ def _run_composition(args: argparse.Namespace) -> int:
     wt = parse_mapping(args.wt, "--wt")
     rho = parse_mapping(args.density, "--density")
     if args.porosity is None and args.labels is None:
-        raise ValueError("give --porosity (a fraction, e.g. 0.6686) or --labels FILE")
+        raise InvalidInputError("give --porosity (a fraction, e.g. 0.6686) or --labels FILE")
     if args.porosity is not None and not (0.0 <= args.porosity < 1.0):
-        raise ValueError(f"--porosity must be a fraction in [0, 1) (e.g. 0.6686 for 66.86 %), "
-                         f"got {args.porosity:g}")
+        raise InvalidInputError(
+            f"--porosity must be a fraction in [0, 1) (e.g. 0.6686 for 66.86 %), "
+            f"got {args.porosity:g}")
     measured = None
     if args.labels is not None:
         labels, _ = _read(args.labels, "label image")

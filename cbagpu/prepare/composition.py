@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from cbagpu.errors import InvalidInputError
+
 __all__ = ["Composition", "CompositionCheck", "check_composition", "expected_volume_fractions"]
 
 #: Names taken as the active material (excluded from the AM-free region).
@@ -78,17 +80,17 @@ class CompositionCheck:
 
 def _positive_map(values: Mapping[str, float], what: str, *, allow_zero: bool) -> dict[str, float]:
     if not isinstance(values, Mapping) or not values:
-        raise ValueError(f"{what} must be a non-empty mapping name -> value")
+        raise InvalidInputError(f"{what} must be a non-empty mapping name -> value")
     out: dict[str, float] = {}
     for k, v in values.items():
         try:
             x = float(v)
         except (TypeError, ValueError):
-            raise ValueError(f"{what}: value of {k!r} is not a number: {v!r}") from None
+            raise InvalidInputError(f"{what}: value of {k!r} is not a number: {v!r}") from None
         ok = math.isfinite(x) and (x >= 0 if allow_zero else x > 0)
         if not ok:
             bound = ">= 0" if allow_zero else "> 0"
-            raise ValueError(f"{what}: value of {k!r} must be finite and {bound}, got {v!r}")
+            raise InvalidInputError(f"{what}: value of {k!r} must be finite and {bound}, got {v!r}")
         out[str(k)] = x
     return out
 
@@ -115,22 +117,22 @@ def expected_volume_fractions(
     rho = _positive_map(densities, "densities", allow_zero=False)
     phi = float(porosity)
     if not (math.isfinite(phi) and 0.0 <= phi < 1.0):
-        raise ValueError(f"porosity must be a fraction in [0, 1) (e.g. 0.6686 for 66.86 %), "
+        raise InvalidInputError(f"porosity must be a fraction in [0, 1) (e.g. 0.6686 for 66.86 %), "
                          f"got {porosity!r}")
     am = [k for k in w if k.lower() in ACTIVE_MATERIAL_NAMES]
     additives = [k for k in w if k not in am]
     if not additives:
-        raise ValueError("weight fractions name no additive (only the active material)")
+        raise InvalidInputError("weight fractions name no additive (only the active material)")
     missing = [k for k in additives if k not in rho]
     if missing:
-        raise ValueError(f"no density given for {', '.join(missing)}")
+        raise InvalidInputError(f"no density given for {', '.join(missing)}")
     extra = [k for k in rho if k not in w]
     if extra:
-        raise ValueError(f"density given for {', '.join(extra)} but no weight fraction")
+        raise InvalidInputError(f"density given for {', '.join(extra)} but no weight fraction")
     vol = {k: w[k] / rho[k] for k in additives}
     total = sum(vol.values())
     if total <= 0:
-        raise ValueError("all additive weight fractions are zero")
+        raise InvalidInputError("all additive weight fractions are zero")
     solid = 1.0 - phi
     vf = {k: solid * v / total for k, v in vol.items()}
     g = vf.get(graphite, 0.0)
@@ -150,10 +152,12 @@ def label_fractions(labels: Any) -> dict[str, float]:
     """Volume fractions of the labels 0 (pore), 1 (cbd), 2 (graphite) of a label image."""
     a = np.asarray(labels)
     if a.size == 0:
-        raise ValueError("the label image is empty")
+        raise InvalidInputError("the label image is empty")
     counts = np.bincount(a.ravel(), minlength=3)
     if counts.size > 3:
-        raise ValueError("labels must be 0 (pore), 1 (CBD), 2 (graphite); found larger values")
+        raise InvalidInputError(
+            "labels must be 0 (pore), 1 (CBD), 2 (graphite); found larger values"
+        )
     n = a.size
     return {"pore": counts[0] / n, "cbd": counts[1] / n, "graphite": counts[2] / n}
 
@@ -170,9 +174,9 @@ def check_composition(
     porosity is measured from the image (label 0) unless given, as in the paper."""
     a = np.asarray(labels)
     if a.dtype.kind not in "biu":
-        raise ValueError(f"a label image of integers is needed, got dtype {a.dtype}")
+        raise InvalidInputError(f"a label image of integers is needed, got dtype {a.dtype}")
     if a.size and (int(a.min()) < 0 or int(a.max()) > 2):
-        raise ValueError("labels must be 0 (pore), 1 (CBD), 2 (graphite); found values in "
+        raise InvalidInputError("labels must be 0 (pore), 1 (CBD), 2 (graphite); found values in "
                          f"[{int(a.min())}, {int(a.max())}]")
     measured = {k: float(v) for k, v in label_fractions(a).items()}
     phi = measured["pore"] if porosity is None else float(porosity)

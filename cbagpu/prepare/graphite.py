@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.backend import Backend, get_backend
+from cbagpu.errors import InvalidInputError
 from cbagpu.prepare._morph import check_connectivity, close_ball, remove_small
 
 __all__ = [
@@ -97,7 +98,9 @@ class GraphiteSegmentation:
 def _voxel(voxel_size: float) -> float:
     s = float(voxel_size)
     if not np.isfinite(s) or s <= 0:
-        raise ValueError(f"voxel_size must be a positive finite number (nm), got {voxel_size!r}")
+        raise InvalidInputError(
+            f"voxel_size must be a positive finite number (nm), got {voxel_size!r}"
+        )
     return s
 
 
@@ -106,16 +109,18 @@ def check_probability(prob: Any, be: Backend) -> Any:
     xp = be.xp
     p = be.asarray(prob)
     if p.ndim != 3:
-        raise ValueError(f"the graphite probability map must be 3D (z, y, x), got shape "
+        raise InvalidInputError(f"the graphite probability map must be 3D (z, y, x), got shape "
                          f"{tuple(p.shape)}")
     if p.dtype.kind not in "biuf":
-        raise ValueError(f"the graphite probability map must be numeric, got dtype {p.dtype}")
+        raise InvalidInputError(
+            f"the graphite probability map must be numeric, got dtype {p.dtype}"
+        )
     p = p.astype(xp.float32, copy=False)
     if p.size == 0:
-        raise ValueError("the graphite probability map is empty")
+        raise InvalidInputError("the graphite probability map is empty")
     lo, hi = float(p.min()), float(p.max())
     if not (lo >= 0.0 and hi <= 1.0):  # NaN fails too
-        raise ValueError(
+        raise InvalidInputError(
             f"the graphite probability map must hold probabilities in [0, 1]; found values in "
             f"[{lo:g}, {hi:g}] (rescale an 8-bit export by 1/255; NaN/inf are not allowed)"
         )
@@ -125,15 +130,15 @@ def check_probability(prob: Any, be: Backend) -> Any:
 def _check_settings(quantile: float, quantile_over: str, threshold: float | None,
                     min_volume: float, closing_radius: float, connectivity: int) -> None:
     if not (0.0 <= float(quantile) <= 1.0):
-        raise ValueError(f"quantile must be in [0, 1], got {quantile!r}")
+        raise InvalidInputError(f"quantile must be in [0, 1], got {quantile!r}")
     if quantile_over not in QUANTILE_OVER:
-        raise ValueError(f"quantile_over must be 'all' or 'solid', got {quantile_over!r}")
+        raise InvalidInputError(f"quantile_over must be 'all' or 'solid', got {quantile_over!r}")
     if threshold is not None and not (0.0 <= float(threshold) <= 1.0):
-        raise ValueError(f"threshold must be a probability in [0, 1], got {threshold!r}")
+        raise InvalidInputError(f"threshold must be a probability in [0, 1], got {threshold!r}")
     if not (np.isfinite(min_volume) and min_volume >= 0):
-        raise ValueError(f"min_volume must be >= 0 (nm^3), got {min_volume!r}")
+        raise InvalidInputError(f"min_volume must be >= 0 (nm^3), got {min_volume!r}")
     if not (np.isfinite(closing_radius) and closing_radius >= 0):
-        raise ValueError(f"closing_radius must be >= 0 (nm), got {closing_radius!r}")
+        raise InvalidInputError(f"closing_radius must be >= 0 (nm), got {closing_radius!r}")
     check_connectivity(connectivity, "graphite connectivity")
 
 
@@ -151,7 +156,7 @@ def _quantile(p: Any, quantile: float, solid: Any, be: Backend) -> float:
     xp = be.xp
     values = p.ravel() if solid is None else p[solid]
     if values.size == 0:
-        raise ValueError("no solid voxels to take the quantile over")
+        raise InvalidInputError("no solid voxels to take the quantile over")
     return float(xp.quantile(values, float(quantile)))
 
 
@@ -179,7 +184,7 @@ def close_with_ball(
     be = get_backend(backend)
     s = _voxel(voxel_size)
     if not (np.isfinite(radius) and radius >= 0):
-        raise ValueError(f"closing radius must be >= 0 (nm), got {radius!r}")
+        raise InvalidInputError(f"closing radius must be >= 0 (nm), got {radius!r}")
     return be.to_host(close_ball(be.asarray(mask) != 0, radius / s, be))
 
 
@@ -262,11 +267,13 @@ def segment_graphite(
     _check_settings(quantile, quantile_over, threshold, min_volume, closing_radius, connectivity)
     sol = be.asarray(solid)
     if sol.ndim != 3:
-        raise ValueError(f"a 3D solid mask (z, y, x) is needed, got shape {tuple(sol.shape)}")
+        raise InvalidInputError(
+            f"a 3D solid mask (z, y, x) is needed, got shape {tuple(sol.shape)}"
+        )
     sol = sol if sol.dtype == bool else sol != 0
     p = check_probability(prob, be)
     if p.shape != sol.shape:
-        raise ValueError(f"shape mismatch: solid {tuple(sol.shape)} vs graphite probability "
+        raise InvalidInputError(f"shape mismatch: solid {tuple(sol.shape)} vs graphite probability "
                          f"map {tuple(p.shape)}")
     labels, thr, counts = segment_device(
         sol, p, s, quantile=quantile, quantile_over=quantile_over, threshold=threshold,

@@ -34,6 +34,7 @@ import numpy as np
 
 from cbagpu._version import __version__
 from cbagpu.backend import Backend, get_backend
+from cbagpu.errors import InvalidInputError
 from cbagpu.memory import check_fits
 from cbagpu.prepare._morph import check_connectivity, unit_element
 from cbagpu.prepare.cleanup import clean_device
@@ -122,9 +123,9 @@ class PreparedImage:
 def _shape(a: Any, what: str) -> tuple[int, int, int]:
     shape = tuple(int(n) for n in getattr(a, "shape", ()))
     if len(shape) != 3:
-        raise ValueError(f"{what} must be a 3D image (z, y, x), got shape {shape}")
+        raise InvalidInputError(f"{what} must be a 3D image (z, y, x), got shape {shape}")
     if min(shape) < 1:
-        raise ValueError(f"{what} is empty (shape {shape})")
+        raise InvalidInputError(f"{what} is empty (shape {shape})")
     return shape  # type: ignore[return-value]
 
 
@@ -135,12 +136,12 @@ def _binary_solid(solid: Any, be: Backend) -> Any:
     if a.dtype == bool:
         return a
     if a.dtype.kind not in "iuf":
-        raise ValueError(f"the solid image must be binary (0 = pore, nonzero = solid), got "
+        raise InvalidInputError(f"the solid image must be binary (0 = pore, nonzero = solid), got "
                          f"dtype {a.dtype}")
     hi = a.max()
     if bool(xp.any((a != 0) & (a != hi))):
         lo = float(a.min())
-        raise ValueError(
+        raise InvalidInputError(
             f"the solid image must be binary: 0 = pore and one nonzero value = solid; found "
             f"values in [{lo:g}, {float(hi):g}] with more than one nonzero value"
         )
@@ -214,13 +215,14 @@ def prepare(
         prob_needs_resampling = False
     else:
         also = f" or the down-sampled shape {shape_out}" if shape_out != shape_in else ""
-        raise ValueError(f"shape mismatch: the graphite probability map has shape {shape_p}; "
-                         f"it must have the solid image's shape {shape_in}{also}")
+        raise InvalidInputError(
+            f"shape mismatch: the graphite probability map has shape {shape_p}; "
+            f"it must have the solid image's shape {shape_in}{also}")
     unit_element(closing_element)
     if max_hole_volume is None:
         max_hole_volume = DEFAULT_HOLE_VOXELS * float(np.prod(sizes))
     if not (np.isfinite(max_hole_volume) and max_hole_volume >= 0):
-        raise ValueError(f"max_hole_volume must be >= 0 (nm^3), got {max_hole_volume!r}")
+        raise InvalidInputError(f"max_hole_volume must be >= 0 (nm^3), got {max_hole_volume!r}")
     max_hole_voxels = float(max_hole_volume) / float(np.prod(sizes))
     check_connectivity(solid_connectivity, "solid connectivity")
     _check_settings(quantile, quantile_over, threshold, min_graphite_volume, closing_radius,

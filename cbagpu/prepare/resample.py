@@ -20,6 +20,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
+from cbagpu.errors import InvalidInputError
+
 __all__ = ["AXES", "as_voxel_sizes", "resample", "resample_factors", "resampled_shape"]
 
 AXES = ("z", "y", "x")
@@ -35,19 +37,19 @@ def as_voxel_sizes(voxel_size: float | Sequence[float]) -> tuple[float, float, f
         try:
             sizes = tuple(float(v) for v in voxel_size)  # type: ignore[union-attr]
         except (TypeError, ValueError):
-            raise ValueError(
+            raise InvalidInputError(
                 f"voxel_size must be a number or three numbers (z, y, x) in nm, "
                 f"got {voxel_size!r}"
             ) from None
         if len(sizes) == 1:
             sizes = sizes * 3
         if len(sizes) != 3:
-            raise ValueError(
+            raise InvalidInputError(
                 f"voxel_size needs one value (cubic) or three values (z, y, x), got {len(sizes)}"
             )
     for ax, s in zip(AXES, sizes, strict=True):
         if not math.isfinite(s) or s <= 0:
-            raise ValueError(f"voxel size along {ax} must be a positive finite number (nm), "
+            raise InvalidInputError(f"voxel size along {ax} must be a positive finite number (nm), "
                              f"got {s!r}")
     return sizes  # type: ignore[return-value]
 
@@ -85,19 +87,19 @@ def resample_factors(
     sizes = as_voxel_sizes(voxel_size)
     to = float(to_voxel_size)
     if not math.isfinite(to) or to <= 0:
-        raise ValueError(f"to_voxel_size must be a positive finite number (nm), got {to!r}")
+        raise InvalidInputError(f"to_voxel_size must be a positive finite number (nm), got {to!r}")
     factors = []
     for ax, s in zip(AXES, sizes, strict=True):
         q = to / s
         if q < 1 - _REL_TOL:
-            raise ValueError(
+            raise InvalidInputError(
                 f"to_voxel_size {to:g} nm is finer than the {s:g} nm voxels along {ax}: "
                 f"slice removal can only coarsen (use a target >= {max(sizes):g} nm)"
             )
         if not _is_integer(q):
             options = _allowed_targets(sizes, to)
             hint = (" or ".join(f"{t:g}" for t in options) + " nm") if options else "none found"
-            raise ValueError(
+            raise InvalidInputError(
                 f"cannot resample by slice removal: along {ax} the factor "
                 f"{to:g} nm / {s:g} nm = {q:.4g} is not an integer; nearest target voxel size that "
                 f"every axis allows: {hint}"
@@ -123,7 +125,7 @@ def resample(
     labels).
     """
     if getattr(image, "ndim", None) != 3:
-        raise ValueError(f"a 3D image (z, y, x) is needed, got shape "
+        raise InvalidInputError(f"a 3D image (z, y, x) is needed, got shape "
                          f"{getattr(image, 'shape', None)}")
     kz, ky, kx = resample_factors(voxel_size, to_voxel_size)
     if (kz, ky, kx) == (1, 1, 1):

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.stats
 
+from cbagpu.errors import InvalidInputError
 from cbagpu.params import VoxelParams
 
 #: Smallest and largest edge of the germ cells (voxels) and the target germs per cell.
@@ -113,7 +114,7 @@ def _zigzag(v: int) -> int:
 def cell_generator(seed: int, component: int, cell: tuple[int, int, int]) -> np.random.Generator:
     """The counter-based generator of one cell of one component."""
     if any(abs(c) >= _CELL_LIMIT for c in cell):
-        raise ValueError(
+        raise InvalidInputError(
             f"window too far from the origin: germ cell {cell} outside +-{_CELL_LIMIT} cells"
         )
     k1 = component << 60

@@ -35,6 +35,7 @@ import numpy as np
 import scipy.fft
 
 from cbagpu.backend.base import Backend
+from cbagpu.errors import InvalidInputError
 from cbagpu.simulate.noise import field_key, white_noise
 
 #: eta * R for the kernel truncation radius R (voxel units), see the module docstring.
@@ -115,7 +116,7 @@ def _octant_weights(n: int) -> np.ndarray:
 def field_kernel(eta_vox: float, radius: int | None = None) -> FieldKernel:
     """Build the truncated kernel for ``eta_vox`` (eta in voxel units)."""
     if not (math.isfinite(eta_vox) and eta_vox > 0):
-        raise ValueError(f"eta in voxel units must be finite and > 0, got {eta_vox!r}")
+        raise InvalidInputError(f"eta in voxel units must be finite and > 0, got {eta_vox!r}")
     R = truncation_radius(eta_vox) if radius is None else int(radius)
     half = 2 * R + 2  # M / 2 with M = 4 R + 4
     i = np.arange(half + 1, dtype=np.float64)
@@ -141,7 +142,7 @@ def kernel_spectrum(kernel: FieldKernel, n: int | None = None) -> np.ndarray:
     """
     n = kernel.fft_size if n is None else int(n)
     if n % 2 or n < 2 * kernel.radius + 1:
-        raise ValueError("FFT size must be even and hold the kernel")
+        raise InvalidInputError("FFT size must be even and hold the kernel")
     half = n // 2
     oct_ = np.zeros((half + 1,) * 3, np.float32)
     r = kernel.radius

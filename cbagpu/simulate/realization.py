@@ -18,8 +18,6 @@ CBD = Xi2 \\ Xi3 \\ Xi1 and pore = the rest.
 
 from __future__ import annotations
 
-import math
-import numbers
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +32,7 @@ from cbagpu.params import CBAParams
 from cbagpu.simulate.germs import window_balls, window_spheroids
 from cbagpu.simulate.grf import FieldKernel, field_blocks, field_kernel, window_blocks
 from cbagpu.simulate.raster import paint_grains
+from cbagpu.validation import check_seed, check_voxel_size, check_window
 
 #: Progress callback: ``progress(stage, done, total)``.
 Progress = Callable[[str, int, int], None]
@@ -44,52 +43,10 @@ _SCRATCH = 512 << 20  # rasterisation scratch and small temporaries (bytes)
 
 
 # ------------------------------------------------------------------------------ validation
-def _as_int(v: Any, what: str) -> int:
-    if isinstance(v, bool) or not isinstance(v, numbers.Integral):
-        if isinstance(v, numbers.Real) and float(v).is_integer() and not isinstance(v, bool):
-            return int(v)
-        raise ValueError(f"{what} must be an integer, got {v!r}")
-    return int(v)
-
-
-def validate_window(shape: Any, origin: Any) -> tuple[tuple[int, int, int], tuple[int, int, int]]:
-    """Check and normalise ``shape`` (3 positive ints) and ``origin`` (3 ints)."""
-    try:
-        shape_t = tuple(shape)
-        origin_t = tuple(origin)
-    except TypeError:
-        raise ValueError(
-            f"shape and origin must be sequences of 3 integers, got {shape!r}, {origin!r}"
-        ) from None
-    if len(shape_t) != 3:
-        raise ValueError(f"shape must have 3 entries (z, y, x), got {shape!r}")
-    if len(origin_t) != 3:
-        raise ValueError(f"origin must have 3 entries (z, y, x), got {origin!r}")
-    s = tuple(_as_int(v, "shape entry") for v in shape_t)
-    o = tuple(_as_int(v, "origin entry") for v in origin_t)
-    if any(v <= 0 for v in s):
-        raise ValueError(f"shape entries must be positive, got {shape!r}")
-    if any(abs(v) + n >= 2**31 for v, n in zip(o, s, strict=True)):
-        raise ValueError("the window must lie within +-2^31 voxels of the origin")
-    return s, o  # type: ignore[return-value]
-
-
-def validate_seed(seed: Any) -> int:
-    """A seed is an integer in [0, 2^63)."""
-    s = _as_int(seed, "seed")
-    if not 0 <= s < 2**63:
-        raise ValueError(f"seed must be in [0, 2^63), got {seed!r}")
-    return s
-
-
-def validate_voxel_size(voxel_size: Any) -> float:
-    """A voxel size is a finite number > 0 (nm)."""
-    if isinstance(voxel_size, bool) or not isinstance(voxel_size, numbers.Real):
-        raise ValueError(f"voxel_size must be a number (nm), got {voxel_size!r}")
-    v = float(voxel_size)
-    if not (math.isfinite(v) and v > 0):
-        raise ValueError(f"voxel_size must be finite and > 0 (nm), got {voxel_size!r}")
-    return v
+# the checks live in cbagpu.validation; these names stay for existing callers
+validate_window = check_window
+validate_seed = check_seed
+validate_voxel_size = check_voxel_size
 
 
 # ---------------------------------------------------------------------------------- memory

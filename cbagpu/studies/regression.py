@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from cbagpu.errors import InvalidInputError
+
 __all__ = [
     "Coefficient",
     "LinearFit",
@@ -82,20 +84,20 @@ def ols(X: Any, y: Any, confidence: float = 0.95) -> OLSResult:
     X = np.asarray(X, np.float64)
     y = np.asarray(y, np.float64)
     if X.ndim != 2 or y.shape != (X.shape[0],):
-        raise ValueError(f"design {X.shape} and response {y.shape} do not match")
+        raise InvalidInputError(f"design {X.shape} and response {y.shape} do not match")
     if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must lie in (0, 1), got {confidence!r}")
+        raise InvalidInputError(f"confidence must lie in (0, 1), got {confidence!r}")
     n, p = X.shape
     if n <= p:
-        raise ValueError(f"{n} data points cannot determine {p} coefficients with an error "
+        raise InvalidInputError(f"{n} data points cannot determine {p} coefficients with an error "
                          f"estimate (need at least {p + 1})")
     if not (np.isfinite(X).all() and np.isfinite(y).all()):
-        raise ValueError("non-finite values in the regression data")
+        raise InvalidInputError("non-finite values in the regression data")
     # QR keeps the conditioning of X (not X^T X); R^-1 R^-T = (X^T X)^-1
     Q, R = np.linalg.qr(X)
     d = np.abs(np.diag(R))
     if d.min() <= 1e-12 * max(d.max(), 1e-300):
-        raise ValueError("the regressors are linearly dependent (e.g. a quantity that does "
+        raise InvalidInputError("the regressors are linearly dependent (e.g. a quantity that does "
                          "not vary across the data); the coefficients are not identifiable")
     coef = np.linalg.solve(R, Q.T @ y)
     resid = y - X @ coef
@@ -200,7 +202,7 @@ class LinearFit:
 def _vectors(*arrays: Any) -> list[np.ndarray]:
     out = [np.asarray(a, np.float64).ravel() for a in arrays]
     if len({a.size for a in out}) != 1:
-        raise ValueError(f"the data have different lengths: {[a.size for a in out]}")
+        raise InvalidInputError(f"the data have different lengths: {[a.size for a in out]}")
     return out
 
 
@@ -231,7 +233,7 @@ def fit_power_law(
     n_excl = int((~ok).sum())
     X, y = X[ok], y[ok]
     if X.shape[0] == 0:
-        raise ValueError(f"no usable rows for Eq. 28: all {n_excl} rows have M, beta or eps "
+        raise InvalidInputError(f"no usable rows for Eq. 28: all {n_excl} rows have M, beta or eps "
                          "<= 0 or an infinite tortuosity")
     names = ("a", "b", "c")
     free = [0, 1, 2]
@@ -239,12 +241,13 @@ def fit_power_law(
         from scipy.optimize import nnls
 
         if X.shape[0] <= 3:
-            raise ValueError(f"{X.shape[0]} usable data points cannot determine 3 coefficients "
-                             "with an error estimate (need at least 4)")
+            raise InvalidInputError(
+                f"{X.shape[0]} usable data points cannot determine 3 coefficients "
+                "with an error estimate (need at least 4)")
         sol, _ = nnls(X, y)
         free = [i for i in range(3) if sol[i] > 0.0]
         if not free:
-            raise ValueError("the non-negative fit of Eq. 28 put every coefficient at 0")
+            raise InvalidInputError("the non-negative fit of Eq. 28 put every coefficient at 0")
     res = ols(X[:, free], y, confidence)
     coefs: dict[str, Coefficient] = {}
     full = np.zeros(3)
@@ -279,7 +282,7 @@ def fit_linear(V1: Any, M: Any, *, confidence: float = 0.95) -> LinearFit:
     """
     v, m = _vectors(V1, M)
     if not (np.isfinite(v).all() and np.isfinite(m).all()):
-        raise ValueError("non-finite V1 or M in the data of Eq. 29")
+        raise InvalidInputError("non-finite V1 or M in the data of Eq. 29")
     res = ols(np.column_stack([v, np.ones_like(v)]), m, confidence)
     c = [Coefficient(float(res.coef[i]), float(res.stderr[i]), float(res.ci_low[i]),
                      float(res.ci_high[i])) for i in range(2)]

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.atomic import save_figure_atomic, write_text_atomic
+from cbagpu.errors import InvalidInputError
 from cbagpu.params import PARAM_NAMES, TABLE3_LAMBDA_X, CBAParams
 from cbagpu.studies.tasks import (
     Task,
@@ -83,9 +84,9 @@ def parse_vary(items: Sequence[str]) -> dict[str, list[float]]:
         name, sep, rest = item.partition("=")
         name = name.strip()
         if not sep or not name:
-            raise ValueError(f"--vary expects NAME=V1,V2,... , got {item!r}")
+            raise InvalidInputError(f"--vary expects NAME=V1,V2,... , got {item!r}")
         if name in out:
-            raise ValueError(f"parameter {name!r} is varied twice")
+            raise InvalidInputError(f"parameter {name!r} is varied twice")
         _check_name(name)
         named = _NAMED_VALUES.get(name, {})
         if rest.strip() in named:
@@ -97,14 +98,14 @@ def parse_vary(items: Sequence[str]) -> dict[str, list[float]]:
             try:
                 vals.append(float(tok))
             except ValueError:
-                raise ValueError(f"--vary {name}: {tok!r} is not a number") from None
+                raise InvalidInputError(f"--vary {name}: {tok!r} is not a number") from None
         out[name] = vals
     return out
 
 
 def _check_name(name: str) -> None:
     if name not in PARAM_NAMES:
-        raise ValueError(f"unknown parameter {name!r} to vary; choose among "
+        raise InvalidInputError(f"unknown parameter {name!r} to vary; choose among "
                          f"{', '.join(PARAM_NAMES)}")
 
 
@@ -115,30 +116,30 @@ def check_vary(
     combination a valid :class:`CBAParams` (ValueError naming the parameter otherwise).
     Returns them in Table 2's parameter order."""
     if not isinstance(base, CBAParams):
-        raise ValueError(f"base_params must be a CBAParams, got {type(base).__name__}")
+        raise InvalidInputError(f"base_params must be a CBAParams, got {type(base).__name__}")
     if not isinstance(vary, Mapping):
-        raise ValueError("vary must map parameter names to lists of values")
+        raise InvalidInputError("vary must map parameter names to lists of values")
     out: dict[str, tuple[float, ...]] = {}
     for name, values in vary.items():
         _check_name(name)
         if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
-            raise ValueError(f"values of {name!r} must be a list of numbers, got {values!r}")
+            raise InvalidInputError(f"values of {name!r} must be a list of numbers, got {values!r}")
         if len(values) == 0:
-            raise ValueError(f"no values given for {name!r}")
+            raise InvalidInputError(f"no values given for {name!r}")
         vals = []
         for v in values:
             if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)):
-                raise ValueError(f"value {v!r} of {name!r} is not a number")
+                raise InvalidInputError(f"value {v!r} of {name!r} is not a number")
             if not math.isfinite(float(v)):
-                raise ValueError(f"value {v!r} of {name!r} is not finite")
+                raise InvalidInputError(f"value {v!r} of {name!r} is not finite")
             vals.append(float(v))
         if len(set(vals)) != len(vals):
-            raise ValueError(f"values of {name!r} repeat: {vals}")
+            raise InvalidInputError(f"values of {name!r} repeat: {vals}")
         for v in vals:
             try:
                 base.replace(**{name: v})
             except ValueError as e:
-                raise ValueError(f"bad value {v!r} for {name!r}: {e}") from None
+                raise InvalidInputError(f"bad value {v!r} for {name!r}: {e}") from None
         out[name] = tuple(vals)
     # canonical order (Table 2's): the task keys and the CSV columns do not depend on the
     # order in which the parameters were given
@@ -461,20 +462,21 @@ def _predict28(f28: Mapping[str, Any], rs: Sequence[Mapping[str, Any]]) -> np.nd
 def _check_inputs(realizations: Any, shape: Any, voxel_size: Any, seed: Any) -> tuple:
     if isinstance(realizations, bool) or not isinstance(realizations, (int, np.integer)) \
             or realizations < 1:
-        raise ValueError(f"realizations must be an integer >= 1, got {realizations!r}")
+        raise InvalidInputError(f"realizations must be an integer >= 1, got {realizations!r}")
     try:
         shp = tuple(int(n) for n in shape)
     except TypeError:
-        raise ValueError(f"shape must be three integers, got {shape!r}") from None
+        raise InvalidInputError(f"shape must be three integers, got {shape!r}") from None
     if len(shp) != 3 or any(n < 2 for n in shp) or any(float(a) != b for a, b in
                                                         zip(shape, shp, strict=True)):
-        raise ValueError(f"shape must be three integers >= 2, got {shape!r}")
+        raise InvalidInputError(f"shape must be three integers >= 2, got {shape!r}")
     vs = float(voxel_size)
     if not (math.isfinite(vs) and vs > 0):
-        raise ValueError(f"voxel_size must be finite and > 0 (nm), got {voxel_size!r}")
+        raise InvalidInputError(f"voxel_size must be finite and > 0 (nm), got {voxel_size!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0 \
             or seed + realizations > MAX_SEED:
-        raise ValueError(f"seed must be an integer in [0, 2^63 - realizations), got {seed!r}")
+        raise InvalidInputError(
+            f"seed must be an integer in [0, 2^63 - realizations), got {seed!r}")
     return int(realizations), shp, vs, int(seed)
 
 
@@ -523,13 +525,15 @@ def sweep(
     realizations, shp, vs, seed = _check_inputs(realizations, shape, voxel_size, seed)
     tol = DEFAULT_TOL if tol is None else float(tol)
     if not (math.isfinite(tol) and tol > 0):
-        raise ValueError(f"tol must be > 0, got {tol!r}")
+        raise InvalidInputError(f"tol must be > 0, got {tol!r}")
     if not isinstance(backend, str):
         backend = getattr(backend, "name", backend)
     from cbagpu.backend import BACKEND_NAMES
 
     if backend not in BACKEND_NAMES:
-        raise ValueError(f"unknown backend {backend!r}; choose one of: {', '.join(BACKEND_NAMES)}")
+        raise InvalidInputError(
+            f"unknown backend {backend!r}; choose one of: {', '.join(BACKEND_NAMES)}"
+        )
     combos = _combos(vary_t)
     seeds = list(range(seed, seed + realizations))
     params_of = [base_params.replace(**c) for c in combos]

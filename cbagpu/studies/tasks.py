@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from cbagpu.atomic import write_text_atomic
+from cbagpu.errors import InvalidInputError
 
 __all__ = ["Task", "TaskStore", "run_tasks", "validate_key", "usable_cores"]
 
@@ -46,16 +47,16 @@ def validate_key(key: str) -> str:
     characters; not ``spec`` (the store keeps its settings in ``spec.json``).
     """
     if not isinstance(key, str) or not key:
-        raise ValueError(f"task key must be a non-empty string, got {key!r}")
+        raise InvalidInputError(f"task key must be a non-empty string, got {key!r}")
     if len(key) > _MAX_KEY:
-        raise ValueError(f"task key {key[:40]!r}... is longer than {_MAX_KEY} characters")
+        raise InvalidInputError(f"task key {key[:40]!r}... is longer than {_MAX_KEY} characters")
     if not _KEY_RE.fullmatch(key):
-        raise ValueError(
+        raise InvalidInputError(
             f"task key {key!r} may only hold letters, digits and ._=,+- "
             "(and must not start with '.')"
         )
     if key in _RESERVED:
-        raise ValueError(f"task key {key!r} is reserved")
+        raise InvalidInputError(f"task key {key!r} is reserved")
     return key
 
 
@@ -73,16 +74,16 @@ class Task:
     def __post_init__(self) -> None:
         validate_key(self.key)
         if not callable(self.fn):
-            raise ValueError(f"task {self.key!r}: fn is not callable")
+            raise InvalidInputError(f"task {self.key!r}: fn is not callable")
         if not isinstance(self.kwargs, Mapping):
-            raise ValueError(f"task {self.key!r}: kwargs must be a mapping")
+            raise InvalidInputError(f"task {self.key!r}: kwargs must be a mapping")
 
 
 def _json_roundtrip(obj: Any, what: str) -> Any:
     try:
         return json.loads(json.dumps(obj))
     except (TypeError, ValueError) as e:
-        raise ValueError(f"{what} is not JSON-serialisable: {e}") from None
+        raise InvalidInputError(f"{what} is not JSON-serialisable: {e}") from None
 
 
 
@@ -115,7 +116,7 @@ class TaskStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
         if self.root.exists() and not self.root.is_dir():
-            raise ValueError(f"{self.root} exists and is not a directory")
+            raise InvalidInputError(f"{self.root} exists and is not a directory")
         self.root.mkdir(parents=True, exist_ok=True)
 
     def _path(self, key: str) -> Path:
@@ -137,11 +138,12 @@ class TaskStore:
     def save(self, key: str, result: dict) -> None:
         """Store ``result`` (a JSON-serialisable dict) under ``key``: temp file + os.replace."""
         if not isinstance(result, dict):
-            raise ValueError(f"task {key!r} returned {type(result).__name__}, not a dict")
+            raise InvalidInputError(f"task {key!r} returned {type(result).__name__}, not a dict")
         try:
             text = json.dumps(result)
         except (TypeError, ValueError) as e:
-            raise ValueError(f"result of task {key!r} is not JSON-serialisable: {e}") from None
+            raise InvalidInputError(
+                f"result of task {key!r} is not JSON-serialisable: {e}") from None
         write_text_atomic(self._path(key), text)
 
     def keys(self) -> list[str]:
@@ -155,7 +157,7 @@ class TaskStore:
         raises ValueError naming the differing keys.
         """
         if not isinstance(spec, dict):
-            raise ValueError("spec must be a dict")
+            raise InvalidInputError("spec must be a dict")
         new = _json_roundtrip(spec, "spec")
         p = self.root / "spec.json"
         if p.is_file():
@@ -167,7 +169,7 @@ class TaskStore:
                     o, n = _lookup(old, d), _lookup(new, d)
                     parts.append(f"{d} (stored {o}, now {n})")
                 more = f" and {len(diff) - 8} more" if len(diff) > 8 else ""
-                raise ValueError(
+                raise InvalidInputError(
                     f"{self.root} holds a study with other settings: {', '.join(parts)}{more}; "
                     "use another directory or the same settings"
                 )
@@ -243,7 +245,7 @@ def open_store(out_dir: str | os.PathLike[str] | None, spec: dict) -> TaskStore 
         return None
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} exists and is not a directory")
+        raise InvalidInputError(f"{out} exists and is not a directory")
     store = TaskStore(out / "tasks")
     store.check_spec(spec)
     return store
@@ -281,16 +283,16 @@ def run_tasks(
     seen: set[str] = set()
     for t in tasks:
         if not isinstance(t, Task):
-            raise ValueError(f"run_tasks expects Task objects, got {type(t).__name__}")
+            raise InvalidInputError(f"run_tasks expects Task objects, got {type(t).__name__}")
         if t.key in seen:
-            raise ValueError(f"duplicate task key {t.key!r}")
+            raise InvalidInputError(f"duplicate task key {t.key!r}")
         seen.add(t.key)
     if scheduler is not None and workers is not None:
-        raise ValueError("give either scheduler (a running cluster) or workers, not both")
+        raise InvalidInputError("give either scheduler (a running cluster) or workers, not both")
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
     ):
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        raise InvalidInputError(f"workers must be an integer >= 1, got {workers!r}")
 
     results: dict[str, dict] = {}
     pending: list[Task] = []

@@ -43,6 +43,7 @@ import numpy as np
 
 from cbagpu.atomic import write_text_atomic
 from cbagpu.backend import Backend, get_backend
+from cbagpu.errors import InvalidInputError
 from cbagpu.params import CBAParams
 from cbagpu.prepare.resample import resample, resampled_shape
 
@@ -261,14 +262,14 @@ def _host_labels(image: Any) -> np.ndarray:
         image = image.get()
     a = np.asarray(image)
     if a.ndim != 3:
-        raise ValueError(f"a 3D label image (z, y, x) is needed, got shape {a.shape}")
+        raise InvalidInputError(f"a 3D label image (z, y, x) is needed, got shape {a.shape}")
     if a.dtype.kind not in "biu":
-        raise ValueError(f"a label image of integers is needed, got dtype {a.dtype}")
+        raise InvalidInputError(f"a label image of integers is needed, got dtype {a.dtype}")
     if a.size == 0:
-        raise ValueError(f"the image is empty (shape {a.shape})")
+        raise InvalidInputError(f"the image is empty (shape {a.shape})")
     lo, hi = int(a.min()), int(a.max())
     if lo < 0 or hi > 2:
-        raise ValueError(f"labels must be 0 (pore), 1 (CBD), 2 (graphite); found values in "
+        raise InvalidInputError(f"labels must be 0 (pore), 1 (CBD), 2 (graphite); found values in "
                          f"[{lo}, {hi}]")
     return a.astype(np.uint8, copy=False)
 
@@ -277,15 +278,16 @@ def _check_factors(factors: Sequence[int], shape: tuple[int, ...]) -> tuple[int,
     try:
         fs = list(factors)
     except TypeError:
-        raise ValueError(f"factors must be a sequence of integers >= 1, got {factors!r}") from None
+        raise InvalidInputError(
+            f"factors must be a sequence of integers >= 1, got {factors!r}") from None
     if not fs:
-        raise ValueError("factors must name at least one down-sampling factor (e.g. 1 2 4)")
+        raise InvalidInputError("factors must name at least one down-sampling factor (e.g. 1 2 4)")
     out: list[int] = []
     for f in fs:
         if isinstance(f, bool) or not isinstance(f, (int, np.integer)) or f < 1:
-            raise ValueError(f"factors must be integers >= 1, got {f!r}")
+            raise InvalidInputError(f"factors must be integers >= 1, got {f!r}")
         if int(f) in out:
-            raise ValueError(f"factor {int(f)} is given twice")
+            raise InvalidInputError(f"factor {int(f)} is given twice")
         out.append(int(f))
     for f in out:
         ds = resampled_shape(shape, (f, f, f))
@@ -294,7 +296,7 @@ def _check_factors(factors: Sequence[int], shape: tuple[int, ...]) -> tuple[int,
             largest = max((k for k in range(1, n + 1) if -(-n // k) >= MIN_VOXELS), default=0)
             hint = (f"use factors <= {largest}" if largest >= 1
                     else f"the image itself has fewer than {MIN_VOXELS} voxels along an axis")
-            raise ValueError(
+            raise InvalidInputError(
                 f"factor {f} leaves {'x'.join(map(str, ds))} voxels of the "
                 f"{'x'.join(map(str, shape))} image (fewer than {MIN_VOXELS} per axis); {hint}"
             )
@@ -343,7 +345,7 @@ def _validation_task(*, source: str, factor: int, voxel_size: float, axis: int, 
         lab = generate(CBAParams.from_dict(dict(params or {})), tuple(shape or ()), voxel_size,
                        int(seed or 0), backend=be)
     else:
-        raise ValueError(f"unknown source {source!r}")
+        raise InvalidInputError(f"unknown source {source!r}")
     t1 = time.perf_counter()
     desc = describe(lab, voxel_size, phases=tuple(phases), axis=axis, backend=be)
     out_phases: dict[str, Any] = {}
@@ -410,7 +412,9 @@ def _summarize_curve(curve: str, step: float, image: Mapping[str, Any],
         k = np.rint(xi / step).astype(int) if xi.size else np.zeros(0, int)
         if xi.size and (np.any(np.abs(xi - k * step) > 1e-6 * step) or
                         np.any(k != np.arange(len(k)))):
-            raise ValueError(f"{curve}: abscissae are not the grid 0, s, 2s, ... (s = {step})")
+            raise InvalidInputError(
+                f"{curve}: abscissae are not the grid 0, s, 2s, ... (s = {step})"
+            )
         # CPSD: constant continuation (0 after CPSD(R+1) = 0; 1 for a phase filling the
         # window, whose grid stops at r = 0; NaN for an empty phase)
         fill = yi[-1] if (curve == "cpsd" and len(yi)) else np.nan
@@ -533,19 +537,19 @@ def validate(
     from cbagpu.studies.tasks import open_store, result_versions, run_tasks
 
     if not isinstance(params, CBAParams):
-        raise ValueError(f"params must be a CBAParams, got {type(params).__name__}")
+        raise InvalidInputError(f"params must be a CBAParams, got {type(params).__name__}")
     if isinstance(voxel_size, bool) or not isinstance(voxel_size, (int, float, np.number)):
-        raise ValueError(f"voxel_size must be a number (nm), got {voxel_size!r}")
+        raise InvalidInputError(f"voxel_size must be a number (nm), got {voxel_size!r}")
     voxel_size = float(voxel_size)
     if not (math.isfinite(voxel_size) and voxel_size > 0):
-        raise ValueError(f"voxel_size must be finite and > 0 (nm), got {voxel_size!r}")
+        raise InvalidInputError(f"voxel_size must be finite and > 0 (nm), got {voxel_size!r}")
     if isinstance(realizations, bool) or not isinstance(realizations, (int, np.integer)) \
             or realizations < 1:
-        raise ValueError(f"realizations must be an integer >= 1, got {realizations!r}")
+        raise InvalidInputError(f"realizations must be an integer >= 1, got {realizations!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+        raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}")
     if axis not in _AXES:
-        raise ValueError(f"axis must be 0, 1, 2, 'z', 'y' or 'x', got {axis!r}")
+        raise InvalidInputError(f"axis must be 0, 1, 2, 'z', 'y' or 'x', got {axis!r}")
     ax = _AXES[axis]
     realizations, seed = int(realizations), int(seed)
     labels = _host_labels(image)
@@ -553,7 +557,7 @@ def validate(
     fs = _check_factors(factors, shape)
     if plot:
         if out_dir is None:
-            raise ValueError("plot=True needs out_dir (the figures are written there)")
+            raise InvalidInputError("plot=True needs out_dir (the figures are written there)")
         from cbagpu.studies.figures import require_matplotlib
 
         require_matplotlib()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cbagpu.cli import add_run_options
+from cbagpu.errors import InvalidInputError
 from cbagpu.studies.progress import add_cluster_options, format_seconds, progress_printer
 from cbagpu.studies.tasks import mixed_versions_message
 
@@ -82,10 +83,10 @@ def _load_params(value: str):
         try:
             return CBAParams.from_json(Path(value))
         except (OSError, ValueError, TypeError) as exc:
-            raise ValueError(f"bad parameter file {value}: {exc}") from None
+            raise InvalidInputError(f"bad parameter file {value}: {exc}") from None
     if value in PRESETS:
         return PRESETS[value]
-    raise ValueError(f"--params {value}: no such file and not a preset "
+    raise InvalidInputError(f"--params {value}: no such file and not a preset "
                      f"(presets: {', '.join(PRESETS)})")
 
 

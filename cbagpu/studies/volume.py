@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.backend import Backend, get_backend
+from cbagpu.errors import InvalidInputError
 from cbagpu.io import (
     _fsync_dir,
     _normalise_metadata,
@@ -132,19 +133,19 @@ def normalise_chunks(chunks: Any, shape: Sequence[int]) -> tuple[int, int, int]:
     if isinstance(chunks, numbers.Integral) and not isinstance(chunks, bool):
         values: Sequence[Any] = (chunks,) * 3
     elif isinstance(chunks, str | bytes):
-        raise ValueError(f"chunks must be a positive integer or 3 of them, got {chunks!r}")
+        raise InvalidInputError(f"chunks must be a positive integer or 3 of them, got {chunks!r}")
     else:
         try:
             values = tuple(chunks)
         except TypeError:
-            raise ValueError(
+            raise InvalidInputError(
                 f"chunks must be a positive integer or 3 of them, got {chunks!r}"
             ) from None
         if len(values) != 3:
-            raise ValueError(f"chunks must have 1 or 3 entries (z, y, x), got {chunks!r}")
+            raise InvalidInputError(f"chunks must have 1 or 3 entries (z, y, x), got {chunks!r}")
     for v in values:
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v <= 0:
-            raise ValueError(f"chunk edges must be positive integers, got {chunks!r}")
+            raise InvalidInputError(f"chunk edges must be positive integers, got {chunks!r}")
     return tuple(min(int(v), int(n)) for v, n in zip(values, shape, strict=True))  # type: ignore[return-value]
 
 
@@ -282,7 +283,7 @@ def _plan_remote(
         [Task("probe", _probe_worker, {"backend": name})], None, scheduler=scheduler
     )["probe"]
     if "error" in probe:
-        raise ValueError(f"backend {name!r} cannot run on the workers of {scheduler}: "
+        raise InvalidInputError(f"backend {name!r} cannot run on the workers of {scheduler}: "
                          f"{probe['error']}")
     est = est_for(probe["backend"])
     host = float(probe["host"])
@@ -331,7 +332,7 @@ def _check_existing(path: Path, spec: dict[str, Any]) -> dict[str, Any]:
     if diff:
         parts = [f"{d} (stored {_lookup(old, d)}, now {_lookup(spec, d)})" for d in diff[:8]]
         more = f" and {len(diff) - 8} more" if len(diff) > 8 else ""
-        raise ValueError(
+        raise InvalidInputError(
             f"{path} holds a block-wise generation with other settings: {', '.join(parts)}"
             f"{more}; rerun with the same settings to resume it, or write to another path"
         )
@@ -441,16 +442,16 @@ def generate_zarr(
     chunks_t = normalise_chunks(chunks, shape)
     dst = Path(path)
     if dst.suffix.lower() != ".zarr":
-        raise ValueError(f"block-wise generation writes a .zarr store, got {str(path)!r}")
+        raise InvalidInputError(f"block-wise generation writes a .zarr store, got {str(path)!r}")
     dst = check_writable(dst, overwrite=True)
     if scheduler is not None and workers is not None:
-        raise ValueError("give either scheduler (a running cluster) or workers, not both")
+        raise InvalidInputError("give either scheduler (a running cluster) or workers, not both")
     if workers is not None and (
         isinstance(workers, bool) or not isinstance(workers, int) or workers < 1
     ):
-        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+        raise InvalidInputError(f"workers must be an integer >= 1, got {workers!r}")
     if progress is not None and not callable(progress):
-        raise ValueError("progress must be callable")
+        raise InvalidInputError("progress must be callable")
 
     kernel = field_kernel(params.to_voxel(s).eta)
     grid = chunk_grid(shape, chunks_t)
@@ -536,9 +537,13 @@ def run_generate_zarr(args: argparse.Namespace) -> int:
     from cbagpu.theory import model_theory
 
     if not str(args.out).lower().endswith(".zarr"):
-        raise ValueError(f"--chunks writes a .zarr store: --out must end in .zarr, got {args.out}")
+        raise InvalidInputError(
+            f"--chunks writes a .zarr store: --out must end in .zarr, got {args.out}"
+        )
     if len(args.chunks) not in (1, 3):
-        raise ValueError(f"--chunks takes 1 or 3 values (N or Z Y X), got {len(args.chunks)}")
+        raise InvalidInputError(
+            f"--chunks takes 1 or 3 values (N or Z Y X), got {len(args.chunks)}"
+        )
     chunks = args.chunks[0] if len(args.chunks) == 1 else tuple(args.chunks)
     params = _load_params(args)
     th = model_theory(params, args.voxel_size)

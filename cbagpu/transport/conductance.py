@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from cbagpu.errors import InvalidInputError
 from cbagpu.transport.operator import Level
 
 #: Conductivities of NOTES §7 per phase (label -> sigma, relative to sigma = 1).
@@ -33,12 +34,12 @@ def parse_sigma(text: str) -> dict[int, float]:
                 raise ValueError
             label, sigma = int(key), float(val)
         except ValueError:
-            raise ValueError(
+            raise InvalidInputError(
                 f"bad conductivity {item!r}: expected LABEL=SIGMA, e.g. 0=0,1=0.01,2=1"
             ) from None
         out[label] = sigma
     if not out:
-        raise ValueError("no conductivities given: expected LABEL=SIGMA pairs, e.g. 2=1")
+        raise InvalidInputError("no conductivities given: expected LABEL=SIGMA pairs, e.g. 2=1")
     return out
 
 
@@ -47,13 +48,15 @@ def check_sigma(sigma: Mapping[int, float]) -> dict[int, float]:
     out: dict[int, float] = {}
     for label, s in sigma.items():
         if not isinstance(label, (int, np.integer)) or not 0 <= int(label) <= 255:
-            raise ValueError(f"conductivity label {label!r} is not an integer in 0..255")
+            raise InvalidInputError(f"conductivity label {label!r} is not an integer in 0..255")
         s = float(s)
         if not np.isfinite(s) or s < 0:
-            raise ValueError(f"conductivity of label {label} must be finite and >= 0, got {s}")
+            raise InvalidInputError(
+                f"conductivity of label {label} must be finite and >= 0, got {s}"
+            )
         out[int(label)] = s
     if not any(s > 0 for s in out.values()):
-        raise ValueError("every conductivity is 0: nothing conducts")
+        raise InvalidInputError("every conductivity is 0: nothing conducts")
     return out
 
 
@@ -63,7 +66,7 @@ def conductivity_field(
     """``sigma[labels]`` as a ``dtype`` array; every label ``present`` must have a value."""
     missing = [int(v) for v in present if int(v) not in sigma]
     if missing:
-        raise ValueError(
+        raise InvalidInputError(
             f"labels {missing} occur in the image but have no conductivity; "
             f"given: {sorted(sigma)} (pass e.g. sigma={{{missing[0]}: 0.0}})"
         )

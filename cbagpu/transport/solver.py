@@ -43,6 +43,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.backend import Backend, get_backend
+from cbagpu.errors import InvalidInputError
 from cbagpu.memory import InsufficientMemoryError, format_bytes
 from cbagpu.transport.conductance import (
     PHASE_SIGMA,
@@ -176,7 +177,7 @@ def transport(
         SoftwareX 5, 203-210.
     """
     if phase not in PHASE_SIGMA:
-        raise ValueError(f"unknown phase {phase!r}; choose 'solid' or 'pore'")
+        raise InvalidInputError(f"unknown phase {phase!r}; choose 'solid' or 'pore'")
     sig = dict(PHASE_SIGMA[phase]) if sigma is None else dict(sigma)
     be = get_backend(backend)
     lab = be.asarray(labels)
@@ -214,21 +215,23 @@ def effective_conductivity(
     ax = _check_axis(axis)
     tol = float(tol)
     if not (0 < tol < 1):
-        raise ValueError(f"tol must be in (0, 1), got {tol}")
+        raise InvalidInputError(f"tol must be in (0, 1), got {tol}")
     if not (0 < boundary_offset <= 1e6):
-        raise ValueError(f"boundary_offset must be > 0, got {boundary_offset}")
+        raise InvalidInputError(f"boundary_offset must be > 0, got {boundary_offset}")
     if int(max_iter) < 1:
-        raise ValueError(f"max_iter must be >= 1, got {max_iter}")
+        raise InvalidInputError(f"max_iter must be >= 1, got {max_iter}")
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
-        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+        raise InvalidInputError(f"dtype must be float32 or float64, got {dtype}")
     if tol < PRECISE_TOL:
         dtype = np.dtype(np.float64)
     lab = be.asarray(labels)
     if lab.ndim != 3 or min(lab.shape) < 1:
-        raise ValueError(f"labels must be a non-empty 3D image, got shape {tuple(lab.shape)}")
+        raise InvalidInputError(
+            f"labels must be a non-empty 3D image, got shape {tuple(lab.shape)}"
+        )
     if lab.dtype.kind not in "ui" or (lab.size and (int(lab.min()) < 0 or int(lab.max()) > 255)):
-        raise ValueError(f"labels must be integers in 0..255, got dtype {lab.dtype}")
+        raise InvalidInputError(f"labels must be integers in 0..255, got dtype {lab.dtype}")
     need = int(lab.size) * BYTES_PER_VOXEL * dtype.itemsize // 4
     avail = be.available_memory()
     if need > avail:
@@ -334,7 +337,7 @@ def _check_axis(axis: int | str) -> int:
     try:
         return AXES[axis]
     except (KeyError, TypeError):
-        raise ValueError(f"axis must be 0, 1, 2 or 'z', 'y', 'x'; got {axis!r}") from None
+        raise InvalidInputError(f"axis must be 0, 1, 2 or 'z', 'y', 'x'; got {axis!r}") from None
 
 
 def _fused_kernels(be: Backend, dtype: Any = np.float32) -> Any:
