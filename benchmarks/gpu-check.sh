@@ -21,8 +21,10 @@ OUT=${OUT:-/tmp/out}
 mkdir -p "$OUT"
 cd "$(dirname "$0")/.." || exit 1
 PYTEST_TIMEOUT=${PYTEST_TIMEOUT:-150}
-TESTS=${TESTS-tests/gpu}
-# (tests/test_kernels_host.py and test_kernels_compile.py need no GPU: CI runs them.)
+# the device checks: tests/gpu and the CUDA variant of every kernel-vs-twin registry check
+TESTS=${TESTS-tests/gpu tests/test_kernels_registry.py -m gpu}
+# (the host-compiled variants of tests/test_kernels_registry.py, tests/test_gpu_route_on_host.py
+# and test_kernels_compile.py need no GPU: CI runs them.)
 # What the H100/H200 runs of 2026-11-27 left open, most wanted first. The limits add up to
 # ~570 s with the tests and the profile: one device call of timeout_s=600. The Zarr case
 # runs once without a warm-up (it writes 8 GB); the others warm up first.

@@ -66,7 +66,7 @@ def profile_transport(n: int, backend: str, voxel_nm: float = 40.0) -> None:
             sol._vcycle(levels, inv, 0, r, z)
             sync()
             _stamp(t0, f"{phase}: V-cycle {k}")
-        sol.slice_fluxes(fine, z)
+        sol.slice_fluxes(fine, z, be)
         sync()
         _stamp(t0, f"{phase}: slice fluxes")
         t1 = time.perf_counter()

@@ -51,6 +51,7 @@ SETS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", list(SETS))
 def test_round_trip(name: str) -> None:
     true = SETS[name]

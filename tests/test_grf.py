@@ -139,3 +139,20 @@ def test_field_mean_variance_covariance():
             )
             rho = 1 / (1 + (eta * h) ** 2)
             assert abs(est - rho) < 0.02, (h, ax, est, rho)
+
+
+def test_spectrum_cache_is_kept_per_backend_object():
+    """The cached kernel spectrum is an array of one backend: asking with another backend
+    object (even one of the same kind) computes it anew; the same one reuses it."""
+    from cbagpu.backend.numpy_backend import NumPyBackend
+    from cbagpu.simulate.grf import _SpectrumCache
+
+    cache = _SpectrumCache()
+    k = field_kernel(0.5)
+    a, b = NumPyBackend(workers=1), NumPyBackend(workers=1)
+    first = cache.get(a, k)
+    assert cache.get(a, k) is first
+    other = cache.get(b, k)
+    assert other is not first
+    np.testing.assert_array_equal(other, first)
+    assert cache.get(b, field_kernel(0.6)) is not other

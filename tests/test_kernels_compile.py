@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from cbagpu.backend.kernels import NVRTC_OPTIONS, kernel_dir, kernel_files, kernel_source
+from cbagpu.backend.registry import REGISTRY
 
 NVCC = shutil.which("nvcc")
 
@@ -33,6 +34,9 @@ def test_kernel_compiles_to_ptx(path, tmp_path):
     assert res.returncode == 0, res.stderr
     text = out.read_text()
     assert ".entry" in text
+    for e in REGISTRY:  # every registered kernel of this file is an entry point of the PTX
+        if e.file == path.name:
+            assert f".entry {e.name}(" in text, e.name
     # no fused multiply-add may appear in the float64 rasteriser (bit-identical twins)
     if path.name == "raster.cu":
         assert "fma.rn.f64" not in text

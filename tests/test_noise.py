@@ -61,3 +61,34 @@ def test_noise_is_standard_normal_and_white():
     # squares uncorrelated too (catches a shared radius in Box-Muller pairs)
     c = np.corrcoef((even**2).ravel(), (odd**2).ravel())[0, 1]
     assert abs(c) < 4 / np.sqrt(even.size)
+
+
+def test_white_noise_dispatch_by_capability():
+    """A backend without kernels runs the twin on its worker threads; one that launches
+    kernels gets one launch of ``white_noise`` with the grid of ``launch_blocks``."""
+    from cbagpu.backend.host_kernels import HostKernelBackend, compiler
+    from cbagpu.backend.kernels import launch_blocks
+    from cbagpu.backend.numpy_backend import NumPyBackend
+    from cbagpu.simulate.noise import white_noise
+
+    key = field_key(5)
+    origin, shape = (3, -2, 7), (9, 8, 13)
+    ref = white_noise_numpy(key, origin, shape)
+    np.testing.assert_array_equal(white_noise(NumPyBackend(workers=3), key, origin, shape), ref)
+    if compiler() is None:
+        return
+    launches = []
+
+    class Spy(HostKernelBackend):
+        def kernel(self, filename, name):
+            fn = super().kernel(filename, name)
+
+            def launch(grid, block, args):
+                launches.append((filename, name, grid, block))
+                fn(grid, block, args)
+
+            return launch
+
+    out = white_noise(Spy(), key, origin, shape)
+    assert launches == [("noise.cu", "white_noise", (launch_blocks(9 * 8 * 13, 256),), (256,))]
+    np.testing.assert_allclose(out, ref, rtol=2e-6, atol=2e-6)

@@ -160,6 +160,22 @@ def test_too_large_is_refused_before_allocating(monkeypatch):
         generate(PAPER, (10, 10, 10), 80, seed=1, backend="numpy")
 
 
+def test_device_memory_is_checked_where_the_arrays_are_not_on_the_host():
+    """A backend whose arrays live off the host gets its own memory checked, by its
+    ``memory_name`` (no backend name is asked)."""
+    from cbagpu.backend.numpy_backend import NumPyBackend
+
+    class SmallDevice(NumPyBackend):
+        on_host = False
+        memory_name = "GPU"
+
+        def available_memory(self) -> int:
+            return 1 << 20
+
+    with pytest.raises(InsufficientMemoryError, match="of GPU memory"):
+        generate(PAPER, (10, 10, 10), 80, seed=1, backend=SmallDevice())
+
+
 def test_memory_estimate_scales_with_the_window():
     from cbagpu.simulate.grf import field_kernel
 
@@ -169,6 +185,29 @@ def test_memory_estimate_scales_with_the_window():
     assert big.host - small.host == 800**3 - 100**3
     gpu = realize_mod.estimate_memory((1024,) * 3, k, "cupy")
     assert gpu.device / 1024**3 < 16  # the target: <= 16 bytes of device memory per voxel
+
+
+def test_memory_estimate_asks_where_the_arrays_live():
+    """A backend (by its ``on_host``), a backend's name (its class, not constructed: "cupy"
+    works without a GPU) or a bool ``device`` give the same estimate."""
+    from cbagpu.backend import get_backend
+    from cbagpu.backend.host_kernels import HostKernelBackend
+    from cbagpu.simulate.grf import field_kernel
+
+    k = field_kernel(PAPER.eta * 40)
+    shape = (200, 100, 50)
+    host = realize_mod.estimate_memory(shape, k, "numpy")
+    assert host.device == 0 and host.host > 200 * 100 * 50
+    assert realize_mod.estimate_memory(shape, k, get_backend("numpy")) == host
+    assert realize_mod.estimate_memory(shape, k, False) == host
+    # runs the kernels, but on host arrays: no device memory
+    assert realize_mod.estimate_memory(shape, k, HostKernelBackend(libs={})) == host
+    dev = realize_mod.estimate_memory(shape, k, "cupy")
+    assert dev.device > 0 and dev.host < host.host
+    assert realize_mod.estimate_memory(shape, k, True) == dev
+    assert realize_mod.estimate_memory(shape, k, "numpy", 3).host == host.host + 2 * 200 * 100 * 50
+    with pytest.raises(ValueError, match="unknown backend"):
+        realize_mod.estimate_memory(shape, k, "tpu")
 
 
 def test_windows_far_from_the_origin_are_consistent():

@@ -161,6 +161,20 @@ def test_axis_is_a_transpose():
     assert a.axis == 2
 
 
+def test_axis_forms_follow_check_axis():
+    """Every form of cbagpu.validation.check_axis names the same axis; bools are refused."""
+    from cbagpu.errors import InvalidInputError
+
+    lab = random_labels((10, 12, 14), (0.35, 0.3, 0.35), 4)
+    ref = transport(lab, "pore", 2)
+    for axis in ("x", -1, np.int64(2)):
+        r = transport(lab, "pore", axis)
+        assert r.axis == 2 and r.sigma_eff == ref.sigma_eff
+    for bad in (True, 3, -4, "w", 1.0, None):
+        with pytest.raises(InvalidInputError, match="axis"):
+            transport(lab, "pore", bad)
+
+
 # ------------------------------------------------------------------ kernels vs twins
 @pytest.fixture(scope="module")
 def level_pair():
@@ -236,6 +250,7 @@ def transport_sigma(phase):
     return PHASE_SIGMA[phase]
 
 
+@pytest.mark.slow
 def test_default_tolerance_accuracy():
     from cbagpu import generate, preset
 
@@ -292,8 +307,10 @@ def test_parse_sigma_and_errors():
         transport(lab, "pore", axis="w")
     with pytest.raises(ValueError, match="tol"):
         transport(lab, "pore", tol=0)
-    with pytest.raises(ValueError, match="3D"):
+    with pytest.raises(ValueError, match="3-D"):
         transport(lab[0], "pore")
+    with pytest.raises(ValueError, match="every edge"):
+        transport(lab[:0], "pore")
     with pytest.raises(ValueError, match="phase"):
         transport(lab, "graphite")
 
@@ -303,7 +320,8 @@ def test_memory_refused_before_allocating(monkeypatch):
 
     be = get_backend("numpy")
     monkeypatch.setattr(type(be), "available_memory", lambda self: 1000)
-    with pytest.raises(InsufficientMemoryError, match="transport of a 8x8x8 image needs"):
+    with pytest.raises(InsufficientMemoryError,
+                       match="transport of a 8x8x8 image needs .* of host memory"):
         transport(np.zeros((8, 8, 8), np.uint8), "pore", backend=be)
 
 
@@ -311,6 +329,28 @@ def test_not_converged_is_reported():
     lab = random_labels((24, 16, 16), (0.35, 0.3, 0.35), 7)
     r = transport(lab, "solid", tol=1e-9, max_iter=2)
     assert not r.converged and r.iterations == 2 and "NOT converged" in r.message
+
+
+def test_fused_kernels_follow_the_backend_capabilities():
+    """CUDA kernels where the backend launches them (float32 fields only), Numba where its
+    arrays are host arrays, else the array-module twins (None)."""
+    from cbagpu.backend import get_backend
+    from cbagpu.backend.host_kernels import HostKernelBackend
+    from cbagpu.backend.numpy_backend import NumPyBackend
+    from cbagpu.transport.cuda_kernels import CudaKernels
+    from cbagpu.transport.solver import _fused_kernels
+
+    host = get_backend("numpy")
+    assert isinstance(_fused_kernels(host, np.float32), K.NumbaKernels)
+    assert isinstance(_fused_kernels(host, np.float64), K.NumbaKernels)
+    launching = HostKernelBackend(libs={})
+    assert isinstance(_fused_kernels(launching, np.float32), CudaKernels)
+    assert _fused_kernels(launching, np.float64) is None
+
+    class OffHostTwins(NumPyBackend):
+        on_host = False
+
+    assert _fused_kernels(OffHostTwins(), np.float32) is None
 
 
 def test_kernels_warm_up_compiles():

@@ -14,6 +14,10 @@ from cbagpu.errors import BackendUnavailableError, InvalidInputError
 
 BACKEND_NAMES = ("auto", "numpy", "cupy")
 
+#: The class behind each concrete backend name (its class attributes, e.g. ``on_host``,
+#: can be read without constructing it, i.e. without a GPU).
+BACKEND_CLASSES: dict[str, type[Backend]] = {"numpy": NumPyBackend, "cupy": CuPyBackend}
+
 _cache: dict[str, Backend] = {}
 
 
@@ -33,11 +37,12 @@ def get_backend(name: str | Backend = "auto") -> Backend:
     if name == "auto":
         name = "cupy" if gpu_available() else "numpy"
     if name not in _cache:
-        _cache[name] = CuPyBackend() if name == "cupy" else NumPyBackend()
+        _cache[name] = BACKEND_CLASSES[name]()
     return _cache[name]
 
 
 __all__ = [
+    "BACKEND_CLASSES",
     "BACKEND_NAMES",
     "Backend",
     "BackendUnavailableError",

@@ -19,6 +19,7 @@ from cbagpu.backend import Backend, get_backend
 from cbagpu.errors import InvalidInputError
 from cbagpu.params import CBAParams, preset
 from cbagpu.theory import graphite_densities, lambda_y_from_volume_fraction, v2
+from cbagpu.validation import check_labels, check_voxel_size
 
 from .graphite import estimate_graphite_densities, fit_graphite
 from .grf import Box, GRFFit, correct_for_small_pores, fit_grf
@@ -51,42 +52,14 @@ class FitResult:
 
 
 def _check_labels(labels: Any, be: Backend) -> Any:
-    lab = be.asarray(labels)
-    if lab.ndim != 3:
-        raise InvalidInputError(
-            f"a 3-D label image (z, y, x) is needed, got shape {tuple(lab.shape)}"
-        )
-    if lab.dtype.kind not in "biu":
-        raise InvalidInputError(f"labels must be integers 0, 1, 2, got dtype {lab.dtype}")
-    if lab.dtype == bool:
-        raise InvalidInputError(
-            "labels must be 0 (pore), 1 (CBD), 2 (graphite), got a boolean mask"
-        )
-    bad = (lab < 0) | (lab > 2)
-    if bool(bad.any()):
-        vals = np.unique(be.to_host(lab[bad]))[:5].tolist()
-        raise InvalidInputError(
-            f"labels must be 0 (pore), 1 (CBD), 2 (graphite); found {vals}"
-        )
+    lab = check_labels(labels, be.xp)
     if min(lab.shape) < MIN_EDGE:
         raise InvalidInputError(
             f"image {'x'.join(map(str, lab.shape))} is too small for a stable fit: every edge "
             f"must be at least {MIN_EDGE} voxels (the Gaussian-field ROI needs boxes of >= 16 "
             "voxels and the CPSD needs many large pores; >= 128^3 is recommended)"
         )
-    return lab.astype(be.xp.uint8, copy=False)
-
-
-def _check_voxel_size(voxel_size: Any) -> float:
-    if voxel_size is None:
-        raise InvalidInputError("the voxel size is missing: pass voxel_size (nm)")
-    try:
-        s = float(voxel_size)
-    except (TypeError, ValueError):
-        raise InvalidInputError(f"voxel_size must be a number in nm, got {voxel_size!r}") from None
-    if not math.isfinite(s) or s <= 0:
-        raise InvalidInputError(f"voxel_size must be a finite number > 0 (nm), got {voxel_size!r}")
-    return s
+    return lab
 
 
 def _xi2_map(
@@ -178,7 +151,7 @@ def fit(
         placeholders), and the notes of the stages.
     """
     t_start = time.perf_counter()
-    s = _check_voxel_size(voxel_size)
+    s = check_voxel_size(voxel_size)
     if isinstance(realizations, bool) or int(realizations) != realizations or realizations < 1:
         raise InvalidInputError(f"realizations must be an integer >= 1, got {realizations!r}")
     be = get_backend(backend)

@@ -216,14 +216,15 @@ def window_blocks(
 
 
 class _SpectrumCache:
-    """Keeps the last kernel spectrum per backend (it is large: ~N^3 * 2 bytes)."""
+    """Keeps the last kernel spectrum (it is large: ~N^3 * 2 bytes) with the backend object
+    whose array it is."""
 
     def __init__(self) -> None:
         self._key: tuple[Any, ...] | None = None
         self._value: Any = None
 
     def get(self, backend: Backend, kernel: FieldKernel) -> Any:
-        key = (backend.name, kernel.eta, kernel.radius, kernel.fft_size)
+        key = (backend, kernel.eta, kernel.radius, kernel.fft_size)  # backends: by identity
         if key != self._key:
             self._value = None
             self._value = backend.asarray(kernel_spectrum(kernel))

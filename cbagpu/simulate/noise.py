@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.backend.base import Backend
+from cbagpu.backend.kernels import launch_blocks
 
 _M1 = np.uint32(0x7FEB352D)
 _M2 = np.uint32(0x846CA68B)
@@ -140,13 +141,11 @@ def white_noise(
 ) -> Any:
     """White noise of the box ``origin + [0, shape)`` as a float32 array of ``backend``."""
     shape = tuple(int(v) for v in shape)
-    if backend.name == "cupy":
-        xp = backend.xp
-        out = xp.empty(shape, dtype=xp.float32)
-        threads = 256
-        blocks = int(min((out.size + threads - 1) // threads, 65535 * 8))
-        fn = backend.kernel("noise.cu", "white_noise")
-        fn((blocks,), (threads,), noise_kernel_args(out, key, origin))
-        return out
-    workers = getattr(backend, "workers", 2)
-    return white_noise_numpy(key, origin, shape, threads=workers)
+    if not backend.runs_kernels:
+        return white_noise_numpy(key, origin, shape, threads=backend.workers)
+    xp = backend.xp
+    out = xp.empty(shape, dtype=xp.float32)
+    threads = 256
+    fn = backend.kernel("noise.cu", "white_noise")
+    fn((launch_blocks(out.size, threads),), (threads,), noise_kernel_args(out, key, origin))
+    return out

@@ -197,7 +197,7 @@ def paint_grains(
     table = np.ascontiguousarray(table[keep])
     if len(rows) == 0:
         return
-    if backend.name != "cupy":
+    if not backend.runs_kernels:
         paint_rows_numpy(labels, origin, table, rows, offset, value, kind)
         return
     nrows = int(offset[-1])

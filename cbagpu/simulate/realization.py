@@ -25,20 +25,27 @@ from typing import Any
 
 import numpy as np
 
-from cbagpu.backend import Backend, get_backend
+from cbagpu.backend import BACKEND_CLASSES, Backend, get_backend
 from cbagpu.backend.kernels import launch_blocks
 from cbagpu.memory import check_fits, host_available_memory
 from cbagpu.params import CBAParams
 from cbagpu.simulate.germs import window_balls, window_spheroids
 from cbagpu.simulate.grf import FieldKernel, field_blocks, field_kernel, window_blocks
 from cbagpu.simulate.raster import paint_grains
-from cbagpu.validation import check_seed, check_voxel_size, check_window
+from cbagpu.validation import (
+    CBD,
+    GRAPHITE,
+    LABEL_NAMES,
+    PORE,
+    check_seed,
+    check_voxel_size,
+    check_window,
+)
 
 #: Progress callback: ``progress(stage, done, total)``.
 Progress = Callable[[str, int, int], None]
 
-PORE, CBD, GRAPHITE = 0, 1, 2
-LABELS = {PORE: "pore", CBD: "cbd", GRAPHITE: "graphite"}
+LABELS = LABEL_NAMES  # label -> phase name (kept for existing callers)
 _SCRATCH = 512 << 20  # rasterisation scratch and small temporaries (bytes)
 
 
@@ -59,24 +66,56 @@ class MemoryEstimate:
 
 
 def estimate_memory(
-    shape: tuple[int, int, int], kernel: FieldKernel, backend_name: str, n_outputs: int = 1
+    shape: tuple[int, int, int],
+    kernel: FieldKernel,
+    backend: str | Backend | bool = "numpy",
+    n_outputs: int = 1,
 ) -> MemoryEstimate:
     """Peak memory of :func:`generate` (``n_outputs`` = 3 for :func:`generate_components`).
 
     Per FFT block of edge N: noise (4 N^3), its spectrum (~4 N^3 complex64 half-spectrum),
     the block result (4 N^3) and the kernel spectrum (~2 N^3), plus 1 byte per voxel and
     output, plus a fixed rasterisation scratch.
+
+    Parameters
+    ----------
+    shape : (int, int, int)
+        Window size in voxels.
+    kernel : FieldKernel
+        The field kernel (its FFT block size sets the working set).
+    backend : {"numpy", "cupy", "auto"}, Backend or bool
+        Where the arrays live: a backend (or its name; a name is not instantiated, so
+        ``"cupy"`` works on a machine without a GPU), or a bool saying whether they live in
+        device memory.
+    n_outputs : int
+        Label-sized outputs held at once.
+
+    Returns
+    -------
+    MemoryEstimate
+        ``device`` is 0 for a backend whose arrays live in host memory.
     """
     voxels = int(np.prod(shape, dtype=np.int64))
     n3 = kernel.fft_size**3
     block = 14 * n3
     labels = voxels * n_outputs
-    if backend_name == "cupy":
+    if _on_device(backend):
         # device: labels + block working set + cuFFT work area (~ one half spectrum)
         device = labels + block + 4 * n3 + (64 << 20)
         host = labels + 3 * n3 + _SCRATCH
         return MemoryEstimate(host, device)
     return MemoryEstimate(labels + block + _SCRATCH, 0)
+
+
+def _on_device(backend: str | Backend | bool) -> bool:
+    """Whether ``backend``'s arrays live in device memory (``not on_host``)."""
+    if isinstance(backend, bool):
+        return backend
+    if isinstance(backend, Backend):
+        return not backend.on_host
+    if isinstance(backend, str) and backend in BACKEND_CLASSES:  # the class says
+        return not BACKEND_CLASSES[backend].on_host
+    return not get_backend(backend).on_host  # "auto", or an error naming the choices
 
 
 # ------------------------------------------------------------------------------- the passes
@@ -86,7 +125,7 @@ def _threshold_numpy(block: np.ndarray, fs: tuple, out: np.ndarray, ws: tuple, m
 
 
 def _threshold(backend: Backend, block: Any, piece: Any, out: Any, mu: float) -> None:
-    if backend.name != "cupy":
+    if not backend.runs_kernels:
         _threshold_numpy(block, piece.field_slices, out, piece.window_slices, mu)
         return
     ext = [s.stop - s.start for s in piece.window_slices]
@@ -153,11 +192,11 @@ def _prepare(params, shape, voxel_size, seed, origin, backend, n_outputs):
     vp = params.to_voxel(s)
     be = get_backend(backend)
     kernel = field_kernel(vp.eta)
-    est = estimate_memory(shape, kernel, be.name, n_outputs)
+    est = estimate_memory(shape, kernel, be, n_outputs)
     what = f"a {shape[0]}x{shape[1]}x{shape[2]} realization at {s:g} nm"
     check_fits(est.host, host_available_memory(), what, "host")
-    if be.name == "cupy":
-        check_fits(est.device, be.available_memory(), what, "GPU")
+    if not be.on_host:
+        check_fits(est.device, be.available_memory(), what, be.memory_name)
     return shape, origin, seed, s, vp, be, kernel
 
 

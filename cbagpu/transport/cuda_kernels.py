@@ -1,8 +1,9 @@
 """Launches of ``kernels/transport.cu`` (CuPy RawModule) and their argument builders.
 
-The argument builders are shared by the CuPy launches and by tests/test_kernels_host.py,
-which compiles the same CUDA source as host C++ and checks it against the array-module
-twins in :mod:`cbagpu.transport.operator`.
+The argument builders are shared by every backend that launches kernels (CuPy, and
+:class:`~cbagpu.backend.host_kernels.HostKernelBackend`, which runs the same CUDA source
+compiled as host C++); the kernel registry (:mod:`cbagpu.backend.registry`) checks each
+kernel against its array-module twin in :mod:`cbagpu.transport.operator`.
 """
 
 from __future__ import annotations

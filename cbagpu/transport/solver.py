@@ -33,7 +33,6 @@ Conventions (what the numbers mean):
 
 from __future__ import annotations
 
-import functools
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -53,8 +52,7 @@ from cbagpu.transport.conductance import (
     percolating,
 )
 from cbagpu.transport.operator import Level, assemble_dense, coarsen
-
-AXES = {"z": 0, "y": 1, "x": 2, 0: 0, 1: 1, 2: 2}
+from cbagpu.validation import AXIS_NAMES, check_axis, check_mask_3d
 
 #: Default tolerance on the spread of the cross-section fluxes, (max - min) / mean (the
 #: convergence measure of TauFactor too).  Measured on a 128^3 paper realization at 40 nm:
@@ -180,7 +178,7 @@ def transport(
         raise InvalidInputError(f"unknown phase {phase!r}; choose 'solid' or 'pore'")
     sig = dict(PHASE_SIGMA[phase]) if sigma is None else dict(sigma)
     be = get_backend(backend)
-    lab = be.asarray(labels)
+    lab = check_mask_3d(labels, be.xp, what="labels")
     eps = float(((lab > 0) if phase == "solid" else (lab == 0)).mean())
     return effective_conductivity(
         lab, sig, axis, tol=tol, max_iter=max_iter, boundary_offset=boundary_offset,
@@ -212,7 +210,7 @@ def effective_conductivity(
     be = get_backend(backend)
     xp = be.xp
     sig = check_sigma(sigma)
-    ax = _check_axis(axis)
+    ax = check_axis(axis)
     tol = float(tol)
     if not (0 < tol < 1):
         raise InvalidInputError(f"tol must be in (0, 1), got {tol}")
@@ -225,11 +223,7 @@ def effective_conductivity(
         raise InvalidInputError(f"dtype must be float32 or float64, got {dtype}")
     if tol < PRECISE_TOL:
         dtype = np.dtype(np.float64)
-    lab = be.asarray(labels)
-    if lab.ndim != 3 or min(lab.shape) < 1:
-        raise InvalidInputError(
-            f"labels must be a non-empty 3D image, got shape {tuple(lab.shape)}"
-        )
+    lab = check_mask_3d(labels, xp, what="labels")
     if lab.dtype.kind not in "ui" or (lab.size and (int(lab.min()) < 0 or int(lab.max()) > 255)):
         raise InvalidInputError(f"labels must be integers in 0..255, got dtype {lab.dtype}")
     need = int(lab.size) * BYTES_PER_VOXEL * dtype.itemsize // 4
@@ -237,7 +231,7 @@ def effective_conductivity(
     if need > avail:
         raise InsufficientMemoryError(
             f"transport of a {'x'.join(map(str, lab.shape))} image needs about "
-            f"{format_bytes(need)} of {be.name} memory but only {format_bytes(avail)} is "
+            f"{format_bytes(need)} of {be.memory_name} memory but only {format_bytes(avail)} is "
             "available; solve a smaller window"
         )
 
@@ -256,7 +250,7 @@ def effective_conductivity(
     shape = tuple(int(n) for n in lab.shape)
     del lab
     if n_active == 0:
-        msg = (f"the conducting phase does not percolate along axis {'zyx'[ax]}: "
+        msg = (f"the conducting phase does not percolate along axis {AXIS_NAMES[ax]}: "
                "sigma_eff = 0, tau_eff = inf")
         return TransportResult(
             0.0, math.inf, 0.0, eps, sigma_mean, ax, 0.0, True, 0, 0.0, 0.0,
@@ -333,25 +327,21 @@ def _moved(shape: tuple[int, ...], ax: int) -> tuple[int, ...]:
     return tuple(out)
 
 
-def _check_axis(axis: int | str) -> int:
-    try:
-        return AXES[axis]
-    except (KeyError, TypeError):
-        raise InvalidInputError(f"axis must be 0, 1, 2 or 'z', 'y', 'x'; got {axis!r}") from None
-
-
 def _fused_kernels(be: Backend, dtype: Any = np.float32) -> Any:
-    """The fused kernels of this backend (Numba on the CPU, CUDA on the GPU); None (the
-    array-module twins) for float64 fields on the GPU, which the CUDA kernels do not take."""
-    if be.name == "cupy":
+    """The fused kernels behind ``Level.kern`` for this backend: the CUDA kernels where it
+    launches them (float32 fields only), the Numba kernels where its arrays are host
+    arrays, else None (the array-module twins: float64 fields on the GPU)."""
+    if be.runs_kernels:
         if np.dtype(dtype) != np.float32:
             return None
         from cbagpu.transport.cuda_kernels import CudaKernels
 
         return CudaKernels(be)
-    from cbagpu.transport.cpu_kernels import NumbaKernels
+    if be.on_host:
+        from cbagpu.transport.cpu_kernels import NumbaKernels
 
-    return NumbaKernels()
+        return NumbaKernels()
+    return None
 
 
 def _hierarchy(fine: Level) -> list[Level]:
@@ -361,41 +351,9 @@ def _hierarchy(fine: Level) -> list[Level]:
     return levels
 
 
-def _dot(xp: Any, a: Any, b: Any) -> float:
-    """``a . b`` with a float64 total: on the GPU one float64 reduction kernel; on the
-    CPU float32 BLAS dots over slabs of 2^16 values summed in float64."""
-    if xp.__name__ == "cupy":
-        # reduce each x-row first: CuPy gives a reduction one block per ~32 outputs, so a
-        # reduction to one value would run on a single block; the rows' float64 partial
-        # sums then go through CUB
-        n2 = a.shape[-1]
-        return float(_cupy_dot64()(a.reshape(-1, n2), b.reshape(-1, n2), axis=1).sum())
-    n = a.shape[0]
-    step = max(1, (1 << 16) // max(1, a[0].size))
-    total = 0.0
-    for i in range(0, n, step):
-        total += float(xp.dot(a[i : i + step].ravel(), b[i : i + step].ravel()))
-    return total
-
-
-@functools.lru_cache(maxsize=1)
-def _cupy_dot64() -> Any:
-    import cupy
-
-    return cupy.ReductionKernel(
-        "T x, T y", "float64 s", "(double)x * (double)y", "a + b", "s = a", "0", "cbagpu_dot64"
-    )
-
-
-def _slab_elements(xp: Any) -> int:
-    """Elements per slab of the vector updates and flux sums: 2^20 on the CPU (cache),
-    2^24 on the GPU (fewer launches; 64 MB float32 temporaries)."""
-    return 1 << (24 if xp.__name__ == "cupy" else 20)
-
-
-def _axpy(xp: Any, alpha: float, a: Any, y: Any) -> None:
+def _axpy(be: Backend, alpha: float, a: Any, y: Any) -> None:
     """``y += alpha a`` slab by slab (no full-size temporary)."""
-    step = max(1, _slab_elements(xp) // max(1, a[0].size))
+    step = max(1, be.slab_elements() // max(1, a[0].size))
     for i in range(0, a.shape[0], step):
         y[i : i + step] += alpha * a[i : i + step]
 
@@ -420,18 +378,22 @@ def _vcycle(levels: list[Level], coarse_inv: Any, k: int, r: Any, z: Any) -> Any
     return z
 
 
-def slice_fluxes(level: Level, x: Any) -> np.ndarray:
-    """Flux through the inlet, each face layer along axis 0 and the outlet (float64)."""
+def slice_fluxes(level: Level, x: Any, backend: Backend | None = None) -> np.ndarray:
+    """Flux through the inlet, each face layer along axis 0 and the outlet (float64).
+
+    ``backend`` holds ``level``'s arrays (default: the NumPy backend).
+    """
+    be = get_backend("numpy") if backend is None else backend
     g0 = level.g[0]
     n0 = x.shape[0]
     out = np.empty(n0 + 1)
     out[0] = float((level.g_in * (1 - x[0])).sum(dtype=np.float64))
-    step = max(1, _slab_elements(level.xp) // max(1, x[0].size))
+    step = max(1, be.slab_elements() // max(1, x[0].size))
     for a in range(0, n0 - 1, step):
         b = min(a + step, n0 - 1)
         # rows first, then the layer (a reduction to few values is one block on CuPy)
         f = (g0[a:b] * (x[a:b] - x[a + 1 : b + 1])).sum(axis=2, dtype=np.float64).sum(axis=1)
-        out[a + 1 : b + 1] = np.asarray(f.get() if hasattr(f, "get") else f)
+        out[a + 1 : b + 1] = be.to_host(f)
     out[n0] = float((level.g_out * x[-1]).sum(dtype=np.float64))
     return out
 
@@ -477,14 +439,14 @@ def _pcg(
     rz_old = 0.0
     it = 0
     spread = math.inf
-    flux = slice_fluxes(fine, x)
+    flux = slice_fluxes(fine, x, be)
     check_every = 2
     floor = (100 * float(np.finfo(fine.dtype).eps)) ** 2
     rz0 = 0.0
     stalled = False
     while True:
         if it % check_every == 0 or it >= max_iter:
-            flux = slice_fluxes(fine, x)
+            flux = slice_fluxes(fine, x, be)
             mean = flux.mean()
             spread = float((flux.max() - flux.min()) / mean) if mean > 0 else math.inf
             if progress is not None:
@@ -492,26 +454,26 @@ def _pcg(
             if spread <= tol or it >= max_iter:
                 break
         _vcycle(levels, coarse_inv, 0, r, z)
-        rz = _dot(xp, r, z)
+        rz = be.dot64(r, z)
         beta = rz / rz_old if rz_old else 0.0
         p *= beta
         p += z
         q = fine.apply(p, out=z)
-        pq = _dot(xp, p, q)
+        pq = be.dot64(p, q)
         if it == 0:
             rz0 = rz
         if pq <= 0 or rz <= floor * rz0:  # at the round-off floor of the field precision
             stalled = True
             break
         alpha = rz / pq
-        _axpy(xp, alpha, p, x)
-        _axpy(xp, -alpha, q, r)
+        _axpy(be, alpha, p, x)
+        _axpy(be, -alpha, q, r)
         rz_old = rz
         it += 1
-    flux = slice_fluxes(fine, x)  # of the final potential, whatever stopped the loop
+    flux = slice_fluxes(fine, x, be)  # of the final potential, whatever stopped the loop
     mean = flux.mean()
     spread = float((flux.max() - flux.min()) / mean) if mean > 0 else math.inf
-    res = math.sqrt(max(_dot(xp, r, r), 0.0)) / bnorm if bnorm > 0 else 0.0
+    res = math.sqrt(max(be.dot64(r, r), 0.0)) / bnorm if bnorm > 0 else 0.0
     return x, {
         "iterations": it,
         "converged": bool(spread <= tol),

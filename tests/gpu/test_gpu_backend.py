@@ -1,5 +1,6 @@
-"""GPU checks (skipped without CuPy and a GPU): each CUDA kernel against its NumPy twin and
-the two backends against each other."""
+"""GPU checks (skipped without CuPy and a GPU): the two backends against each other (field,
+labels, windows, memory). Each CUDA kernel against its twin on the device: the ``cuda``
+variant of tests/test_kernels_registry.py."""
 
 from __future__ import annotations
 
@@ -8,10 +9,7 @@ import pytest
 
 from cbagpu import generate, preset
 from cbagpu.backend import get_backend
-from cbagpu.simulate.germs import window_balls, window_spheroids
-from cbagpu.simulate.grf import field_blocks, field_kernel, gaussian_field
-from cbagpu.simulate.noise import field_key, white_noise, white_noise_numpy
-from cbagpu.simulate.raster import paint_grains
+from cbagpu.simulate.grf import field_kernel, gaussian_field
 
 pytestmark = pytest.mark.gpu
 PAPER = preset("paper")
@@ -22,52 +20,12 @@ def cp_backend():
     return get_backend("cupy")
 
 
-def test_noise_kernel_matches_numpy_twin(cp_backend):
-    key = field_key(123)
-    origin, shape = (-37, 5, -64), (48, 40, 97)
-    gpu = cp_backend.to_host(white_noise(cp_backend, key, origin, shape))
-    cpu = white_noise_numpy(key, origin, shape)
-    # same hash chain; float32 log/sin/cos may differ by a few ulp
-    np.testing.assert_allclose(gpu, cpu, rtol=2e-6, atol=2e-6)
-
-
-@pytest.mark.parametrize("voxel_size", [20, 40])
-def test_rasterised_grains_are_bit_identical(cp_backend, voxel_size):
-    vp = PAPER.to_voxel(voxel_size)
-    origin, shape = (-50, 30, 7), (90, 110, 130)
-    for grains, value in (
-        (window_balls(vp, 5, origin, shape), 0),
-        (window_spheroids(vp, 5, origin, shape), 2),
-    ):
-        cpu = np.ones(shape, np.uint8)
-        paint_grains(get_backend("numpy"), cpu, grains, origin, value)
-        dev = cp_backend.xp.ones(shape, dtype=cp_backend.xp.uint8)
-        paint_grains(cp_backend, dev, grains, origin, value)
-        np.testing.assert_array_equal(cp_backend.to_host(dev), cpu)
-
-
 def test_field_matches_between_backends(cp_backend):
     eta = PAPER.eta * 40
     origin, shape = (-100, 3, 50), (120, 100, 250)
     gpu = cp_backend.to_host(gaussian_field(eta, shape, 9, origin, backend=cp_backend))
     cpu = gaussian_field(eta, shape, 9, origin, backend="numpy")
     np.testing.assert_allclose(gpu, cpu, atol=1e-5)
-
-
-def test_threshold_kernel_matches_twin(cp_backend):
-    kernel = field_kernel(PAPER.eta * 80)
-    origin, shape = (-30, 0, 100), (150, 40, 60)
-    out_gpu = cp_backend.xp.full(shape, 9, dtype=cp_backend.xp.uint8)
-    from cbagpu.simulate.realization import _threshold, _threshold_numpy
-
-    for piece, block in field_blocks(cp_backend, kernel, 3, origin, shape):
-        _threshold(cp_backend, block, piece, out_gpu, 0.3)
-        out_cpu = np.full(shape, 9, np.uint8)
-        _threshold_numpy(
-            cp_backend.to_host(block), piece.field_slices, out_cpu, piece.window_slices, 0.3
-        )
-        ws = piece.window_slices
-        np.testing.assert_array_equal(cp_backend.to_host(out_gpu)[ws], out_cpu[ws])
 
 
 @pytest.mark.parametrize("voxel_size", [20, 40, 80])
@@ -106,5 +64,5 @@ def test_gpu_memory_estimate_is_an_upper_bound(cp_backend):
     pool.free_all_blocks()
     shape = (400, 400, 400)
     generate(PAPER, shape, 20, 1, backend="cupy")
-    est = estimate_memory(shape, field_kernel(PAPER.eta * 20), "cupy")
+    est = estimate_memory(shape, field_kernel(PAPER.eta * 20), cp_backend)
     assert pool.total_bytes() <= est.device

@@ -1,0 +1,270 @@
+"""Self-checks of the kernels of ``kernels/*.cu`` against their twins (the ``example`` of
+each :mod:`~cbagpu.backend.registry` entry).
+
+Each ``example(backend)`` builds a small input on the host, runs the kernel on ``backend``
+(one whose ``runs_kernels`` is True: the CUDA backend, or
+:class:`~cbagpu.backend.host_kernels.HostKernelBackend`) through the same launch code the
+algorithms use, runs the twin on NumPy arrays, and returns a :class:`KernelCheck`: the two
+outputs as host arrays and how they must agree (``"exact"``, or ``(rtol, atol)`` where the
+kernel's float arithmetic may round differently from the twin's). :func:`compare` applies it.
+
+The algorithm modules import the backend package, so this module imports them inside the
+examples only (and nothing imports this module at import time: the registry names it by a
+string).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from cbagpu.backend.kernels import launch_blocks
+from cbagpu.backend.numpy_backend import NumPyBackend
+
+#: "exact", or (rtol, atol) of :func:`numpy.testing.assert_allclose`.
+Tolerance = str | tuple[float, float]
+
+_THREADS = 256
+_SWEEP_DIRECTIONS = ((0, +1), (0, -1), (1, +1), (1, -1), (2, +1), (2, -1))
+
+
+@dataclass(frozen=True)
+class KernelCheck:
+    """Outputs of one example: ``kernel`` and ``twin`` (host arrays, or tuples of them in
+    the same order) and their ``tolerance``."""
+
+    kernel: Any
+    twin: Any
+    tolerance: Tolerance
+
+
+def compare(check: KernelCheck) -> None:
+    """Raise :class:`AssertionError` unless the kernel's outputs match the twin's."""
+    pairs = (list(zip(check.kernel, check.twin, strict=True))
+             if isinstance(check.kernel, tuple) else [(check.kernel, check.twin)])
+    for got, want in pairs:
+        got, want = np.asarray(got), np.asarray(want)
+        if check.tolerance == "exact":
+            np.testing.assert_array_equal(got, want)
+        else:
+            rtol, atol = check.tolerance
+            np.testing.assert_allclose(got, want, rtol=rtol, atol=atol)
+
+
+def _host() -> NumPyBackend:
+    return NumPyBackend(workers=1)
+
+
+# ---------------------------------------------------------------------------- simulate
+def white_noise(be: Any) -> KernelCheck:
+    """``white_noise`` on a box with negative, odd origin (pairs split at both ends)."""
+    from cbagpu.simulate.noise import field_key, white_noise, white_noise_numpy
+
+    key = field_key(77)
+    origin, shape = (-9, 4, -33), (12, 17, 41)
+    got = be.to_host(white_noise(be, key, origin, shape))
+    # same hash chain and uniforms; the float32 log/sin/cos of CUDA, libm and NumPy differ
+    # by a few ulp (measured: 2.4e-7 on the host)
+    return KernelCheck(got, white_noise_numpy(key, origin, shape), (2e-6, 2e-6))
+
+
+def _paint(be: Any, kind: str) -> KernelCheck:
+    from cbagpu.params import preset
+    from cbagpu.simulate.germs import window_balls, window_spheroids
+    from cbagpu.simulate.raster import paint_grains
+
+    origin, shape = (-70, 1000, 33), (60, 70, 90)
+    got, want = [], []
+    for voxel_size in (20, 40):
+        vp = preset("paper").to_voxel(voxel_size)
+        draw = window_spheroids if kind == "spheroid" else window_balls
+        grains = draw(vp, 3, origin, shape)
+        dev = be.xp.full(shape, 5, dtype=be.xp.uint8)
+        paint_grains(be, dev, grains, origin, 9)
+        twin = np.full(shape, 5, np.uint8)
+        paint_grains(_host(), twin, grains, origin, 9)
+        got.append(be.to_host(dev))
+        want.append(twin)
+    # float64 without FMA contraction on both sides: bit-identical grains
+    return KernelCheck(tuple(got), tuple(want), "exact")
+
+
+def paint_spheroid_rows(be: Any) -> KernelCheck:
+    """``paint_spheroid_rows``: the spheroids of Xi1 at 20 and 40 nm on a window."""
+    return _paint(be, "spheroid")
+
+
+def paint_ball_rows(be: Any) -> KernelCheck:
+    """``paint_ball_rows``: the balls of Xi3 at 20 and 40 nm on a window."""
+    return _paint(be, "ball")
+
+
+def threshold_into_labels(be: Any) -> KernelCheck:
+    """``threshold_into_labels`` on every field block of a window (the same host blocks go
+    to both sides)."""
+    from cbagpu.params import preset
+    from cbagpu.simulate.grf import field_blocks, field_kernel
+    from cbagpu.simulate.realization import _threshold, _threshold_numpy
+
+    kernel = field_kernel(preset("paper").eta * 80)
+    origin, shape = (-30, 0, 100), (150, 40, 60)
+    dev = be.xp.full(shape, 7, dtype=be.xp.uint8)
+    twin = np.full(shape, 7, np.uint8)
+    for piece, block in field_blocks(_host(), kernel, 3, origin, shape):
+        block = np.ascontiguousarray(block)
+        _threshold(be, be.asarray(block), piece, dev, 0.3)
+        _threshold_numpy(block, piece.field_slices, twin, piece.window_slices, 0.3)
+    return KernelCheck(be.to_host(dev), twin, "exact")
+
+
+# --------------------------------------------------------------------------- transport
+def _transport_case(be: Any) -> tuple[Any, Any, Any, dict[str, np.ndarray]]:
+    """(twin level on the host, the same level on ``be``, ``CudaKernels(be)``, inputs):
+    odd sizes, so that the 2x2x2 blocks at the ends are partial."""
+    from cbagpu.transport.conductance import fine_level
+    from cbagpu.transport.cuda_kernels import CudaKernels
+
+    rng = np.random.default_rng(11)
+    shape = (9, 7, 11)
+    s = (rng.random(shape) * (rng.random(shape) > 0.3)).astype(np.float32)
+    data = {
+        "z": rng.random(shape).astype(np.float32),
+        "r": rng.random(shape).astype(np.float32),
+        "ec": rng.random((5, 4, 6)).astype(np.float32),
+    }
+    twin = fine_level(np, s, 0.5)  # kern None: the array-module twins
+    dev = fine_level(be.xp, be.asarray(s), 0.5)
+    return twin, dev, CudaKernels(be), data
+
+
+def _apply(be: Any, dtype: Any) -> KernelCheck:
+    twin, dev, kern, data = _transport_case(be)
+    z = data["z"].astype(dtype)
+    out = be.xp.empty(z.shape, dtype=be.xp.float32)
+    kern.apply(dev, be.asarray(z), out)
+    return KernelCheck(be.to_host(out), twin.apply(z), (1e-5, 1e-5))
+
+
+def cba_apply_f32(be: Any) -> KernelCheck:
+    """``cba_apply_f32``: ``A z`` of a random conductance field."""
+    return _apply(be, np.float32)
+
+
+def cba_apply_f64(be: Any) -> KernelCheck:
+    """``cba_apply_f64``: ``A z`` of a float64 potential (float32 conductances)."""
+    return _apply(be, np.float64)
+
+
+def cba_gauss_seidel(be: Any) -> KernelCheck:
+    """``cba_gauss_seidel``: both colours of a half-sweep from the same start."""
+    twin, dev, kern, data = _transport_case(be)
+    z, r = data["z"], data["r"]
+    got, want = [], []
+    for color in (0, 1):
+        zd = be.asarray(z.copy())
+        kern.gauss_seidel(dev, be.asarray(r), zd, color)
+        got.append(be.to_host(zd))
+        want.append(twin.gauss_seidel(r, z.copy(), color))
+    return KernelCheck(tuple(got), tuple(want), (1e-5, 1e-6))
+
+
+def cba_residual_restrict(be: Any) -> KernelCheck:
+    """``cba_residual_restrict``: ``R (r - A z)`` onto the coarse grid."""
+    twin, dev, kern, data = _transport_case(be)
+    z, r = data["z"], data["r"]
+    rc = be.xp.empty((5, 4, 6), dtype=be.xp.float32)
+    kern.residual_restricted(dev, be.asarray(r), be.asarray(z), rc)
+    return KernelCheck(be.to_host(rc), twin.residual_restricted(r, z), (1e-4, 1e-5))
+
+
+def cba_add_prolonged(be: Any) -> KernelCheck:
+    """``cba_add_prolonged``: ``z += P ec`` (one float32 addition per voxel: exact)."""
+    twin, dev, kern, data = _transport_case(be)
+    z, ec = data["z"], data["ec"]
+    zd = be.asarray(z.copy())
+    kern.add_prolonged(dev, zd, be.asarray(ec))
+    return KernelCheck(be.to_host(zd), twin.add_prolonged(z.copy(), ec), "exact")
+
+
+# ----------------------------------------------------------------------------- measure
+def _geodesic(be: Any, dtype: Any) -> KernelCheck:
+    """Six sweeps, one plane per launch, each from the previous one's result: equal to the
+    twin's arrays and lowered-voxel counts exactly."""
+    from cbagpu.measure.geodesic import _sweep_twin, sweep_args, sweep_launches
+
+    rng = np.random.default_rng(5)
+    shape = (13, 11, 12)  # padded: border planes NaN
+    d = (rng.random(shape) * 12).astype(dtype)
+    d[rng.random(shape) < 0.3] = np.nan  # obstacles
+    d[[0, -1]] = np.nan
+    d[:, [0, -1]] = np.nan
+    d[:, :, [0, -1]] = np.nan
+    name = "cba_geodesic_sweep_f64" if np.dtype(dtype) == np.float64 else \
+        "cba_geodesic_sweep_f32"
+    fn = be.kernel("geodesic.cu", name)
+    dev = be.asarray(d.copy())
+    twin = d.copy()
+    got_counts, twin_counts = [], []
+    for axis, sign in _SWEEP_DIRECTIONS:
+        changed = be.xp.zeros(1, dtype=be.xp.uint64)
+        others = [n for a, n in enumerate(shape) if a != axis]
+        blocks = launch_blocks((others[0] - 2) * (others[1] - 2), _THREADS)
+        for first, count in sweep_launches(shape[axis], sign, 1):
+            fn((blocks,), (_THREADS,), sweep_args(dev, axis, sign, first, count, changed))
+        got_counts.append(int(be.to_host(changed)[0]))
+        count = np.zeros(1, np.uint64)
+        _sweep_twin(np, twin, axis, sign, count)
+        twin_counts.append(int(count[0]))
+    return KernelCheck((be.to_host(dev), np.array(got_counts)), (twin, np.array(twin_counts)),
+                       "exact")
+
+
+def geodesic_sweep_f32(be: Any) -> KernelCheck:
+    """``cba_geodesic_sweep_f32``: the six sweeps of a round on random float32 distances."""
+    return _geodesic(be, np.float32)
+
+
+def geodesic_sweep_f64(be: Any) -> KernelCheck:
+    """``cba_geodesic_sweep_f64``: the six sweeps of a round on random float64 distances."""
+    return _geodesic(be, np.float64)
+
+
+def _widest(be: Any, dtype: Any) -> KernelCheck:
+    """Six widest-path sweeps from the inlet layer: equal to the twin's arrays and raised
+    voxel counts exactly (columns are independent)."""
+    from cbagpu.measure.widest_path import sweep_args, sweep_twin
+
+    rng = np.random.default_rng(9)
+    shape = (14, 9, 11)
+    top = 300 if np.dtype(dtype) == np.uint16 else 200
+    F = rng.integers(0, top, shape).astype(dtype)
+    F[rng.random(shape) < 0.25] = 0  # outside the phase
+    W = np.zeros_like(F)
+    W[0] = F[0]
+    name = "cba_widest_sweep_u16" if np.dtype(dtype) == np.uint16 else "cba_widest_sweep_u8"
+    fn = be.kernel("bottleneck.cu", name)
+    Fd, Wd = be.asarray(F), be.asarray(W.copy())
+    got_counts, twin_counts = [], []
+    for axis, sign in _SWEEP_DIRECTIONS:
+        changed = be.xp.zeros(1, dtype=be.xp.uint64)
+        others = [n for a, n in enumerate(shape) if a != axis]
+        blocks = launch_blocks(others[0] * others[1], _THREADS)
+        fn((blocks,), (_THREADS,), sweep_args(Fd, Wd, axis, sign, changed))
+        got_counts.append(int(be.to_host(changed)[0]))
+        count = np.zeros(1, np.uint64)
+        sweep_twin(np, F, W, axis, sign, count)
+        twin_counts.append(int(count[0]))
+    return KernelCheck((be.to_host(Wd), np.array(got_counts)), (W, np.array(twin_counts)),
+                       "exact")
+
+
+def widest_sweep_u8(be: Any) -> KernelCheck:
+    """``cba_widest_sweep_u8``: a round of sweeps on a uint8 level map."""
+    return _widest(be, np.uint8)
+
+
+def widest_sweep_u16(be: Any) -> KernelCheck:
+    """``cba_widest_sweep_u16``: a round of sweeps on a uint16 level map (levels > 255)."""
+    return _widest(be, np.uint16)
