@@ -39,7 +39,6 @@ import importlib
 import importlib.metadata
 import importlib.util
 import inspect
-import json
 import math
 import multiprocessing
 import os
@@ -49,7 +48,6 @@ import resource
 import socket
 import statistics
 import sys
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -58,6 +56,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
+
+from cbagpu.io.atomic import write_json_atomic as _write_json_atomic
+from cbagpu.memory import usable_cores
 
 __all__ = [
     "Case",
@@ -307,14 +308,6 @@ def cpu_model() -> str:
         if key.strip() == "model name" and value.strip():
             return value.strip()
     return platform.processor() or platform.machine() or "unknown"
-
-
-def usable_cores() -> int:
-    """Logical cores this process may run on (affinity mask), else ``os.cpu_count()``."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
 
 
 def _meminfo_mib(key: str) -> float | None:
@@ -763,22 +756,10 @@ def _finish_record(record: dict[str, Any], case: Case) -> None:
 
 
 def write_json_atomic(path: Path, data: Any) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and :func:`os.replace`."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(_jsonable(data), fh, indent=2, allow_nan=False)
-            fh.write("\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    """Write ``data`` as strict JSON (non-finite numbers as null, NumPy scalars as Python
+    numbers) to ``path`` atomically, with the package's writer
+    (:func:`cbagpu.io.atomic.write_json_atomic`)."""
+    _write_json_atomic(path, _jsonable(data), indent=2, mkdir=True)
 
 
 def _fmt(value: Any, spec: str) -> str:

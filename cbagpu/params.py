@@ -260,7 +260,7 @@ class CBAParams:
         """
         text = json.dumps(self.to_dict(), indent=2) + "\n"
         if path is not None:
-            from cbagpu.atomic import write_text_atomic
+            from cbagpu.io.atomic import write_text_atomic
 
             write_text_atomic(path, text)
         return text

@@ -99,7 +99,7 @@ def check_mask_3d(mask: Any, xp: Any = np, *, what: str = "mask", min_edge: int 
     m = xp.asarray(mask)
     if m.ndim != 3:
         raise InvalidInputError(
-            f"{what} must be 3-D (z, y, x), got {m.ndim}-D with shape {tuple(m.shape)}"
+            f"{what} must be 3D (z, y, x), got {m.ndim}-D with shape {tuple(m.shape)}"
         )
     if min(m.shape) < min_edge:
         raise InvalidInputError(

@@ -52,6 +52,9 @@ def import_graph(top_level_only: bool = True) -> dict[str, set[str]]:
     graph: dict[str, set[str]] = {m: set() for m in known}
     for name, path in known.items():
         tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):  # imports for type checkers only never run
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+                node.body = []
         nodes = tree.body if top_level_only else list(ast.walk(tree))
         stack = list(nodes)
         while stack:  # module level, including inside if/try at module level
@@ -156,11 +159,11 @@ def identity_checks() -> list[str]:
 def test_at_most_three_backend_identity_checks_outside_the_backend():
     hits = identity_checks()
     assert len(hits) <= 3, "\n".join(hits)
-    for hit in hits:  # each says why, on its own line or the line above
+    for hit in hits:  # each says why, on its own line or in the comment just above
         path, line_no, _ = hit.split(":", 2)
         lines = (ROOT.parent / path).read_text().splitlines()
         i = int(line_no) - 1
-        assert "backend identity" in lines[i] or "backend identity" in lines[i - 1], hit
+        assert any("backend identity" in line for line in lines[max(0, i - 3): i + 1]), hit
 
 
 def test_identity_pattern_sees_the_usual_forms():

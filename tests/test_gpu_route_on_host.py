@@ -88,8 +88,8 @@ def test_gpu_route_descriptors_launch_the_sweep_kernels(host_gpu, monkeypatch):
 @pytest.mark.parametrize("phase", ["pore", "solid"])
 def test_gpu_route_descriptors_equal_the_cpu_route(host_gpu, phase):
     """Geodesic tortuosity (rounds of the CUDA sweep kernel vs box-tracked sweeps and the
-    sparse phase) and constrictivity (widest-path sweeps vs the Numba flood): each
-    backend's default method."""
+    sparse phase) and constrictivity (widest-path sweeps vs the Numba flood), with the
+    methods named: the kernel route on the host-kernel backend, the CPU route on NumPy."""
     from cbagpu.measure.geodesic import geodesic_distance_map, geodesic_tortuosity
     from cbagpu.measure.intrusion import constrictivity
     from cbagpu.measure.phases import phase_mask
@@ -98,17 +98,18 @@ def test_gpu_route_descriptors_equal_the_cpu_route(host_gpu, phase):
     mask = phase_mask(preset_labels(), phase)
     for axis in (0, 2):
         ref = dijkstra_map(mask, axis)
-        assert_same_map(geodesic_distance_map(mask, axis, host_gpu, dtype=np.float64), ref,
-                        exact=True)
-        assert_same_map(geodesic_distance_map(mask, axis, host_gpu), ref, exact=False)
-        a = geodesic_tortuosity(mask, 20.0, axis, host_gpu)
-        b = geodesic_tortuosity(mask, 20.0, axis, "numpy")
+        assert_same_map(geodesic_distance_map(mask, axis, host_gpu, dtype=np.float64,
+                                              method="rounds"), ref, exact=True)
+        assert_same_map(geodesic_distance_map(mask, axis, host_gpu, method="rounds"), ref,
+                        exact=False)
+        a = geodesic_tortuosity(mask, 20.0, axis, host_gpu, method="rounds")
+        b = geodesic_tortuosity(mask, 20.0, axis, "numpy", method="boxes")
         assert (a.n_inlet, a.n_connected) == (b.n_inlet, b.n_connected)
         # float32 path sums in another order: ~ steps * 2^-24 relative
         assert a.tau == pytest.approx(b.tau, rel=1e-5)
         for side in ("low", "high"):
-            c = constrictivity(mask, 20.0, axis, side, backend=host_gpu)
-            d = constrictivity(mask, 20.0, axis, side, backend="numpy")
+            c = constrictivity(mask, 20.0, axis, side, backend=host_gpu, method="sweeps")
+            d = constrictivity(mask, 20.0, axis, side, backend="numpy", method="flood")
             np.testing.assert_array_equal(c.cpsd.value, d.cpsd.value)
             np.testing.assert_array_equal(c.intrusion.value, d.intrusion.value)
             assert (c.r_min, c.r_max, c.beta) == (d.r_min, d.r_max, d.beta)

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import tifffile
 
-from cbagpu import io as cio
 from cbagpu._version import __version__
 from cbagpu.io import (
     SUPPORTED_SUFFIXES,
@@ -21,6 +20,7 @@ from cbagpu.io import (
     sidecar_path,
     write_image,
 )
+from cbagpu.io import formats as cio
 
 FILE_SUFFIXES = [".tif", ".tiff", ".npy", ".raw"]
 

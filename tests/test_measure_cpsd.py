@@ -144,11 +144,13 @@ def test_thickness_equals_reference_openings(name, mask, radii, path):
 @pytest.mark.parametrize("axis,side", [(0, "low"), (1, "high"), (2, "low")])
 @pytest.mark.parametrize("labels", ["volume", "graph"])
 def test_intrusion_equals_reference(name, mask, axis, side, labels, path, monkeypatch):
-    # eroded sets labelled as whole volumes (Backend.label) or as voxel graphs (csgraph)
+    # eroded sets labelled as whole volumes (Backend.label) or as voxel graphs (csgraph) by
+    # method="labels"; the NumPy backend's default (the Numba flood) too
     monkeypatch.setattr(intrusion_mod, "_SPARSE_FRACTION", 0.0 if labels == "volume" else 1.0)
-    res = intrusion(mask, 1.0, axis=axis, side=side, backend="numpy")
     want, mg = ref_intrusion_index(mask, axis, side)
-    np.testing.assert_allclose(res.value, index_curve(want, mask, len(mg)), rtol=0, atol=0)
+    for method in ("labels", "auto"):
+        res = intrusion(mask, 1.0, axis=axis, side=side, backend="numpy", method=method)
+        np.testing.assert_allclose(res.value, index_curve(want, mask, len(mg)), rtol=0, atol=0)
 
 
 def test_large_radii_multiword_rows(path):
@@ -180,12 +182,16 @@ def test_union_of_openings_identity():
 
 
 # ----------------------------------------------------------------------- vs PoreSpy
-ps = pytest.importorskip("porespy")
-ps.settings.tqdm["disable"] = True
+@pytest.fixture(scope="module")
+def ps():
+    """PoreSpy, the peer (each test that needs it skips without it)."""
+    porespy = pytest.importorskip("porespy")
+    porespy.settings.tqdm["disable"] = True
+    return porespy
 
 
 @pytest.mark.parametrize("name,mask", IMAGES[:2], ids=[n for n, _ in IMAGES[:2]])
-def test_local_thickness_per_voxel_vs_porespy_all_radii(name, mask):
+def test_local_thickness_per_voxel_vs_porespy_all_radii(name, mask, ps):
     """Every distinct radius: T_closed^2 = T_open^2 - 1 exactly on every phase voxel.
     (The distinct EDT values are passed explicitly: PoreSpy 3.2's ``sizes=None`` legacy
     branch runs them in ascending order and returns 1 everywhere.)"""
@@ -211,7 +217,7 @@ FRACTIONS = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9)
 @pytest.mark.parametrize(
     "name", [n for n, _ in IMAGES] + ["model-pore", "model-solid"]
 )
-def test_cpsd_radii_vs_porespy_local_thickness(name):
+def test_cpsd_radii_vs_porespy_local_thickness(name, ps):
     mask = model_mask(name[6:]) if name.startswith("model") else dict(IMAGES)[name]
     res = cpsd(mask, 1.0, backend="numpy")
     lt = ps.filters.local_thickness(mask)  # integer radii, open balls
@@ -222,7 +228,7 @@ def test_cpsd_radii_vs_porespy_local_thickness(name):
 
 
 @pytest.mark.parametrize("name", ["balls-complement", "dense-balls", "model-pore", "model-solid"])
-def test_intrusion_radii_vs_porespy_porosimetry(name):
+def test_intrusion_radii_vs_porespy_porosimetry(name, ps):
     mask = model_mask(name[6:]) if name.startswith("model") else dict(IMAGES)[name]
     inlets = np.zeros_like(mask)
     inlets[0] = True
@@ -290,7 +296,7 @@ def channel_image(rho):
 
 
 @pytest.mark.parametrize("rho", [2, 4])
-def test_channel_gives_r_min(rho):
+def test_channel_gives_r_min(rho, ps):
     """Closed balls of radius rho pass the channel (its axis has EDT = sqrt(rho^2 + 1)),
     radius rho + 1 does not: r_min_grid = rho and r_min within one voxel of rho; the
     chamber alone would give a large r_max, so beta is small."""

@@ -12,7 +12,7 @@ from cbagpu import generate, preset
 from cbagpu.cli import main
 from cbagpu.io import image_metadata, write_image
 from cbagpu.measure.covariance import two_point_coverage
-from cbagpu.measure.describe import describe
+from cbagpu.measure.describe import describe, describe_phase
 from cbagpu.measure.geodesic import geodesic_tortuosity
 from cbagpu.measure.intrusion import constrictivity
 from cbagpu.measure.minkowski import intrinsic_volumes
@@ -65,6 +65,25 @@ def test_describe_rejects_bad_input(labels):
         describe(labels, 40.0, axis="w")
     with pytest.raises(ValueError, match="3D"):
         describe(labels[0], 40.0)
+    with pytest.raises(ValueError, match=r"found \[3\]"):
+        describe(labels + 1, 40.0)
+    with pytest.raises(ValueError, match="method"):
+        describe(labels, 40.0, intrusion_method="fast")
+    with pytest.raises(ValueError, match="method"):
+        describe_phase(labels == 0, 40.0, geodesic_method="fast")
+
+
+def test_describe_passes_the_methods_through(labels):
+    """The explicit CPU-side alternatives give the same descriptors as the defaults."""
+    small = labels[:24, :28, :32]
+    a = describe(small, 40.0, phases=("pore",), backend="numpy")
+    b = describe(small, 40.0, phases=("pore",), backend="numpy", intrusion_method="labels",
+                 geodesic_method="rounds")
+    pa, pb = a.phases["pore"], b.phases["pore"]
+    np.testing.assert_array_equal(pa.intrusion_value, pb.intrusion_value)
+    assert (pa.r_min, pa.r_max, pa.fraction_connected) == (pb.r_min, pb.r_max,
+                                                           pb.fraction_connected)
+    assert pa.geodesic_tortuosity == pytest.approx(pb.geodesic_tortuosity, rel=1e-5)
 
 
 def test_cli_describe_json_and_plot(tmp_path, labels, capsys):

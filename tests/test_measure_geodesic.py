@@ -96,16 +96,14 @@ def mode(request, monkeypatch):
     """The two phases of the algorithm on their own and together: never switch to the sparse
     Bellman-Ford (sweeps to convergence), switch after the first round, or the default;
     "rounds": the GPU's variant (whole sweeps of kernels/geodesic.cu until a round changes
-    nothing), run here with the kernel's NumPy twin."""
-    if request.param == "rounds":
-        monkeypatch.setattr(geodesic, "_KERNEL_BACKENDS", ("numpy", "cupy"))
+    nothing), run here with the kernel's NumPy twin. Returns the ``method=`` to pass."""
     if request.param == "dense_only":
         monkeypatch.setattr(geodesic, "_SPARSE_FRACTION", 0.0)
         monkeypatch.setattr(geodesic, "_SPARSE_MIN", 0)
     elif request.param == "sparse_early":
         monkeypatch.setattr(geodesic, "_SPARSE_FRACTION", 1.0)
         monkeypatch.setattr(geodesic, "_COLLECT_FACTOR", math.inf)
-    return request.param
+    return "rounds" if request.param == "rounds" else "boxes"
 
 
 # -- against independent shortest-path codes -------------------------------------------------
@@ -114,15 +112,16 @@ def mode(request, monkeypatch):
 def test_distance_map_equals_scipy_dijkstra(fill, seed, mode):
     mask = random_mask((12, 14, 15), fill, seed)
     ref = dijkstra_map(mask)
-    assert_same_map(geodesic_distance_map(mask, 0, "numpy", dtype=np.float64), ref, exact=True)
-    assert_same_map(geodesic_distance_map(mask, 0, "numpy"), ref, exact=False)
+    assert_same_map(geodesic_distance_map(mask, 0, "numpy", method=mode, dtype=np.float64), ref,
+                    exact=True)
+    assert_same_map(geodesic_distance_map(mask, 0, "numpy", method=mode), ref, exact=False)
 
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_distance_map_equals_dijkstra_along_every_axis(axis, mode):
     mask = random_mask((13, 11, 16), 0.45, 10 + axis)
     ref = dijkstra_map(mask, axis)
-    got = geodesic_distance_map(mask, axis, "numpy", dtype=np.float64)
+    got = geodesic_distance_map(mask, axis, "numpy", method=mode, dtype=np.float64)
     assert got.shape == mask.shape
     assert_same_map(got, ref, exact=True)
 
@@ -137,8 +136,9 @@ def test_paper_realization_equals_dijkstra_and_mcp(mode, paper_labels):
     for phase in ("pore", "solid"):
         mask = phase_mask(labels, phase)
         ref = dijkstra_map(mask)
-        assert_same_map(geodesic_distance_map(mask, 0, "numpy", dtype=np.float64), ref, True)
-        assert_same_map(geodesic_distance_map(mask, 0, "numpy"), ref, exact=False)
+        assert_same_map(geodesic_distance_map(mask, 0, "numpy", method=mode, dtype=np.float64),
+                        ref, True)
+        assert_same_map(geodesic_distance_map(mask, 0, "numpy", method=mode), ref, exact=False)
         mcp = MCP_Geometric(np.where(mask, 1.0, np.inf), fully_connected=True)
         cum, _ = mcp.find_costs([(39, int(y), int(x)) for y, x in np.argwhere(mask[-1])])
         fin = np.isfinite(ref)
@@ -268,10 +268,10 @@ def test_winding_diagonal_channel_needs_a_second_round(mode, perm):
     length = 27 * math.sqrt(2) + 2 * math.sqrt(3) + 2
     mask = np.transpose(mask, perm)
     axis = perm.index(0)
-    d = geodesic_distance_map(mask, axis, "numpy", dtype=np.float64)
+    d = geodesic_distance_map(mask, axis, "numpy", method=mode, dtype=np.float64)
     assert_same_map(d, dijkstra_map(mask, axis), exact=True)
     assert np.transpose(d, np.argsort(perm))[0, 5, 5] == pytest.approx(length, abs=1e-12)
-    res = geodesic_tortuosity(mask, 20.0, axis=axis, backend="numpy")
+    res = geodesic_tortuosity(mask, 20.0, axis=axis, backend="numpy", method=mode)
     np.testing.assert_allclose(res.tau, length / 15, rtol=float32_bound(length) / length)
     assert res.n_inlet == res.n_connected == 1
 
@@ -292,10 +292,10 @@ def test_diagonal_leg_across_the_transport_axis_needs_a_second_round(mode):
     mask[12, 8 - t[:6], 8 + t[:6]] = True
     mask[0:13, 3, 13] = True
     length = 19 + 7 * math.sqrt(2) + 4 * math.sqrt(3)
-    d = geodesic_distance_map(mask, 0, "numpy", dtype=np.float64)
+    d = geodesic_distance_map(mask, 0, "numpy", method=mode, dtype=np.float64)
     assert_same_map(d, dijkstra_map(mask), exact=True)
     assert d[0, 3, 13] == pytest.approx(length, abs=1e-12)
-    res = geodesic_tortuosity(mask, 20.0, backend="numpy")
+    res = geodesic_tortuosity(mask, 20.0, backend="numpy", method=mode)
     np.testing.assert_allclose(res.tau, length / 15, rtol=float32_bound(length) / length)
     assert res.n_inlet == res.n_connected == 1
 
@@ -395,3 +395,27 @@ def test_working_memory_is_within_twelve_bytes_per_voxel(paper_labels):
     finally:
         tracemalloc.stop()
     assert peak / mask.size < 12.0
+
+
+# -- method= -------------------------------------------------------------------------------
+def test_method_auto_follows_the_backend_capabilities():
+    from cbagpu.backend import NumPyBackend
+
+    class Kernels(NumPyBackend):  # a backend that launches kernels: rounds
+        runs_kernels = True
+
+    assert geodesic.resolve_method(NumPyBackend(), "auto") == "boxes"
+    assert geodesic.resolve_method(Kernels(), "auto") == "rounds"
+    assert geodesic.resolve_method(Kernels(), "boxes") == "boxes"
+    assert geodesic.resolve_method(NumPyBackend(), "rounds") == "rounds"
+
+
+@pytest.mark.parametrize("method", ["fast", None, 1, "Rounds"])
+def test_bad_method_is_refused_before_work(method):
+    from cbagpu.errors import InvalidInputError
+
+    mask = random_mask((6, 6, 6), 0.6, 1)
+    with pytest.raises(InvalidInputError, match="method"):
+        geodesic_tortuosity(mask, 1.0, method=method)
+    with pytest.raises(InvalidInputError, match="method"):
+        geodesic_distance_map(mask, method=method)

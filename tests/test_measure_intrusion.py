@@ -161,7 +161,7 @@ def test_levels_equal_cpsd_levels(name, radii):
         "custom": np.array([0.7, 1.5, 2.2, 3.0, 4.6, 6.1, 9.9]),
         "many": np.sqrt(np.arange(1, 400)),  # ~400 distinct lattice balls: a uint16 map
     }[radii]
-    F, grid, mg, inv = intrusion_mod._levels_any(NP, mask, radii_vox)
+    F, grid, mg, inv = intrusion_mod._levels_any(NP, mask, radii_vox, "flood")
     F0, grid0, mg0, inv0 = cpsd_mod._levels(NP, mask, radii_vox)
     assert F.dtype == F0.dtype
     if radii == "many":
@@ -270,25 +270,21 @@ def test_warm_up_compiles():
 
 
 # ------------------------------------------------------------------------ end to end
-def both_paths(monkeypatch, fn, *args, **kw):
-    monkeypatch.setattr(intrusion_mod, "_NUMBA", True)
-    a = fn(*args, **kw)
-    monkeypatch.setattr(intrusion_mod, "_NUMBA", False)
-    b = fn(*args, **kw)
-    monkeypatch.setattr(intrusion_mod, "_NUMBA", True)
-    return a, b
+def both_paths(fn, *args, **kw):
+    """The Numba flood and the array-module labelling route (method="labels")."""
+    return fn(*args, method="flood", **kw), fn(*args, method="labels", **kw)
 
 
 @pytest.mark.parametrize("phase", ["pore", "solid"])
 @pytest.mark.parametrize("axis,side", [(0, "low"), ("y", "high"), ("x", "low")])
-def test_intrusion_kernels_equal_array_module_path(phase, axis, side, monkeypatch):
+def test_intrusion_kernels_equal_array_module_path(phase, axis, side):
     mask = phase_mask(MODEL, phase)
-    a, b = both_paths(monkeypatch, intrusion, mask, 20.0, axis=axis, side=side,
+    a, b = both_paths(intrusion, mask, 20.0, axis=axis, side=side,
                       backend="numpy")
     np.testing.assert_array_equal(a.r, b.r)
     np.testing.assert_array_equal(a.value, b.value)
     assert a.r_min == b.r_min and a.r_min_grid == b.r_min_grid
-    ca, cb = both_paths(monkeypatch, constrictivity, mask, 20.0, axis=axis, side=side,
+    ca, cb = both_paths(constrictivity, mask, 20.0, axis=axis, side=side,
                         backend="numpy")
     np.testing.assert_array_equal(ca.cpsd.value, cb.cpsd.value)
     np.testing.assert_array_equal(ca.intrusion.value, cb.intrusion.value)
@@ -296,27 +292,25 @@ def test_intrusion_kernels_equal_array_module_path(phase, axis, side, monkeypatc
 
 
 @pytest.mark.parametrize("phase", ["pore", "solid"])
-def test_intrusion_by_widest_path_sweeps_equals_kernels(phase, monkeypatch):
+def test_intrusion_by_widest_path_sweeps_equals_kernels(phase):
     """The GPU's route (EDT of the backend, widest-path sweeps) run on the CPU with the
     sweeps' NumPy twin: the same intrusion curve and r_min as the Numba kernels."""
     mask = phase_mask(MODEL, phase)
     a = intrusion(mask, 20.0, axis="x", side="high", backend="numpy")
-    monkeypatch.setattr(intrusion_mod, "_NUMBA", False)
-    monkeypatch.setattr(intrusion_mod, "_SWEEP_BACKENDS", ("numpy", "cupy"))
-    b = intrusion(mask, 20.0, axis="x", side="high", backend="numpy")
+    b = intrusion(mask, 20.0, axis="x", side="high", backend="numpy", method="sweeps")
     np.testing.assert_array_equal(a.value, b.value)
     assert a.r_min == b.r_min
 
 
-def test_intrusion_custom_radii_and_tiny_windows(monkeypatch):
+def test_intrusion_custom_radii_and_tiny_windows():
     mask = phase_mask(MODEL, "pore")
     radii = 20.0 * np.array([0.5, 1.0, 1.5, 2.3, 3.1, 4.0, 5.5, 8.0])
-    a, b = both_paths(monkeypatch, intrusion, mask, 20.0, axis=2, backend="numpy", radii=radii)
+    a, b = both_paths(intrusion, mask, 20.0, axis=2, backend="numpy", radii=radii)
     np.testing.assert_array_equal(a.value, b.value)
     for shape in ((1, 9, 11), (7, 1, 1), (2, 2, 2)):
         m = random_mask(shape, 0.7, 9)
         for axis in (0, 1, 2):
-            a, b = both_paths(monkeypatch, intrusion, m, 1.0, axis=axis, backend="numpy")
+            a, b = both_paths(intrusion, m, 1.0, axis=axis, backend="numpy")
             np.testing.assert_array_equal(a.value, b.value)
 
 
@@ -333,3 +327,33 @@ def test_long_channel_r_min():
     assert res.r_min_grid == rho
     assert res.value[rho + 1] < 0.03 < 0.95 < res.value[rho]
     assert math.isclose(res.value[0], 1.0)
+
+
+def test_method_auto_follows_the_backend_capabilities():
+    from cbagpu.backend import NumPyBackend
+    from cbagpu.backend.base import Backend
+
+    class Device(NumPyBackend):  # arrays off the host, no kernels: labels
+        on_host = False
+
+    class Kernels(NumPyBackend):  # a backend that launches kernels: sweeps
+        runs_kernels = True
+
+    shape = (4, 5, 6)
+    assert intrusion_mod.resolve_method(NumPyBackend(), "auto", shape) == "flood"
+    assert intrusion_mod.resolve_method(Device(), "auto", shape) == "labels"
+    assert intrusion_mod.resolve_method(Kernels(), "auto", shape) == "sweeps"
+    assert intrusion_mod.resolve_method(NumPyBackend(), "labels", shape) == "labels"
+    with pytest.raises(ValueError, match="flood"):
+        intrusion_mod.resolve_method(Device(), "flood", shape)
+    assert issubclass(Device, Backend)
+
+
+@pytest.mark.parametrize("method", ["fast", None, 1, "Flood"])
+def test_bad_method_is_refused_before_work(method):
+    from cbagpu.errors import InvalidInputError
+
+    mask = random_mask((6, 6, 6), 0.6, 1)
+    for fn in (intrusion, constrictivity):
+        with pytest.raises(InvalidInputError, match="method"):
+            fn(mask, 1.0, method=method)

@@ -1,39 +1,25 @@
-"""``cbagpu prepare`` / ``cbagpu composition`` through the module's add_parser/run, with an
-argparse harness that mirrors cbagpu/cli.py (one-line error, exit 2). The tests at the end
-go through ``cbagpu.cli.main`` and run once the subcommands are wired in."""
+"""``cbagpu prepare`` / ``cbagpu composition`` through ``cbagpu.cli.main`` (one-line error,
+exit 2)."""
 
 from __future__ import annotations
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 
+from cbagpu.cli import main
+from cbagpu.cli.composition import parse_mapping
 from cbagpu.io import read_image, write_image
-from cbagpu.prepare.cli import add_parser, parse_mapping
 
 PAPER = ["--wt", "am=87,graphite=5,carbon_black=4,binder=4",
          "--density", "am=4.77,graphite=2.3,carbon_black=1.9,binder=1.8"]
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # one line, exit 2 (as cbagpu.cli._Parser)
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 def cli(argv: list[str], capsys) -> tuple[int, str, str]:
-    p = _Parser(prog="cbagpu")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    add_parser(sub)
     try:
-        args = p.parse_args(argv)
-        try:
-            code = int(args.func(args))
-        except (ValueError, FileNotFoundError) as exc:  # cbagpu.cli.main does the same
-            print(f"cbagpu {args.command}: error: {exc}", file=__import__("sys").stderr)
-            code = 2
-    except SystemExit as exc:
+        code = main(argv)
+    except SystemExit as exc:  # argparse errors
         code = int(exc.code)
     out, err = capsys.readouterr()
     return code, out, err
@@ -140,31 +126,14 @@ def test_prepare_errors(tmp_path, capsys, change, msg):
     assert not (tmp_path / "o.tif").exists()  # nothing written
 
 
-# ---- through cbagpu.cli.main: enabled once `prepare`/`composition` are wired in cli.py
-def _wired() -> bool:
-    from cbagpu.cli import build_parser
-
-    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
-    return "prepare" in sub.choices and "composition" in sub.choices
-
-
-needs_wiring = pytest.mark.skipif(not _wired(), reason="prepare/composition not wired in "
-                                  "cbagpu/cli.py yet")
-
-
-@needs_wiring
+# ---- the same through main() directly
 def test_main_composition_json(capsys):
-    from cbagpu.cli import main
-
     assert main(["composition", *PAPER, "--porosity", "0.6686", "--json"]) == 0
     d = json.loads(capsys.readouterr().out)
     assert round(100 * d["graphite"], 2) == 11.08 and round(100 * d["binder"], 2) == 11.33
 
 
-@needs_wiring
 def test_main_prepare_error_exit_2(tmp_path, capsys):
-    from cbagpu.cli import main
-
     _inputs(tmp_path)
     code = main(["prepare", "--solid", str(tmp_path / "solid.tif"), "--graphite-prob",
                  str(tmp_path / "prob.tif"), "--voxel-size", "20", "10", "10",

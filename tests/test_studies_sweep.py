@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -13,9 +12,7 @@ import numpy as np
 import pytest
 
 from cbagpu import generate, model_theory, preset
-from cbagpu.cli import _Parser
 from cbagpu.studies import sweep as sweep_mod
-from cbagpu.studies import sweep_cli
 from cbagpu.studies.regression import fit_linear, fit_power_law
 from cbagpu.studies.sweep import COLUMNS, EXTRA_COLUMNS, parse_vary, sweep
 
@@ -87,8 +84,10 @@ def test_table_and_fits_content(reference):
         assert fits[ph]["eq29"]["c1"]["ci"][0] < fits[ph]["c1"] < fits[ph]["eq29"]["c1"]["ci"][1]
         assert fits[ph]["eq28"]["n_excluded"] == 0 and fits[ph]["non_percolating"] == 0
     assert set(fits["both"]) >= {"a", "b", "c", "eq28"} and fits["both"]["n_rows"] == 8
-    assert (d / "figure8.png").stat().st_size > 10_000
-    assert res.files["plot"].endswith("figure8.png")
+    from cbagpu.plots import plot_sweep
+
+    assert "plot" not in res.files  # the library no longer draws
+    assert plot_sweep(res, d / "figure8.png").stat().st_size > 10_000
     assert sorted(p.name for p in (d / "tasks").iterdir()) == sorted(
         [f"lambda_x={lam!r},seed={s}.json" for lam in VARY["lambda_x"] for s in (3, 4)]
         + ["spec.json"])
@@ -202,17 +201,18 @@ def test_bad_input():
 def test_plot_without_matplotlib(reference, tmp_path, monkeypatch):
     d, res = reference
     monkeypatch.setitem(sys.modules, "matplotlib", None)
-    msg = sweep_mod._plot(tmp_path / "f.png", res.rows, res.fits, ["lambda_x"], "t")
-    assert "matplotlib is not installed" in msg and not (tmp_path / "f.png").exists()
+    from cbagpu.plots import plot_sweep
+
+    with pytest.raises(ImportError, match=r"cbagpu\[plot\]"):
+        plot_sweep(res, tmp_path / "f.png")
+    assert not (tmp_path / "f.png").exists()
 
 
 # ------------------------------------------------------------------------------------ CLI
 def _cli(argv: list[str]) -> int:
-    p = _Parser(prog="cbagpu")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    sweep_cli.add_parser(sub)
-    args: argparse.Namespace = p.parse_args(argv)
-    return args.func(args)
+    from cbagpu.cli import main
+
+    return main(argv)
 
 
 def _argv(d: Path, *extra: str) -> list[str]:

@@ -333,3 +333,29 @@ def test_results_record_the_version_that_computed_them(tmp_path):
     assert result_versions(res) == sorted([__version__, "unknown"])
     msg = mixed_versions_message(result_versions(res))
     assert __version__ in msg and "unknown" in msg and "upgrade" in msg
+
+
+def _bad_input():
+    from cbagpu.errors import InvalidInputError
+
+    raise InvalidInputError("shape must be positive")
+
+
+def test_failed_tasks_raise_tasks_failed_error_with_the_keys(tmp_path):
+    from cbagpu.errors import CbagpuError, TasksFailedError
+
+    tasks = [Task("ok", _pid, {}), Task("bad", _not_a_dict, {"key": "bad"})]
+    with pytest.raises(TasksFailedError) as info:
+        run_tasks(tasks, TaskStore(tmp_path), workers=1)
+    assert isinstance(info.value, CbagpuError) and isinstance(info.value, RuntimeError)
+    assert set(info.value.failed) == {"bad"}
+
+
+def test_bad_input_inside_a_task_is_not_a_task_failure(tmp_path):
+    """Bad input is re-raised as itself (exit 2 on the command line), not as 'tasks failed'
+    (exit 1); a BackendUnavailableError likewise."""
+    from cbagpu.errors import InvalidInputError, TasksFailedError
+
+    with pytest.raises(InvalidInputError, match="shape") as info:
+        run_tasks([Task("t", _bad_input, {})], TaskStore(tmp_path), workers=1)
+    assert not isinstance(info.value, TasksFailedError)

@@ -321,14 +321,9 @@ def test_local_dask_cluster_gives_the_same_table(tmp_path, monkeypatch):
 
 # --------------------------------------------------------------------------------- CLI
 def _cli(argv: list[str]) -> int:
-    from cbagpu.cli import _Parser
-    from cbagpu.studies import validate_cli
+    from cbagpu.cli import main
 
-    p = _Parser(prog="cbagpu")
-    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
-    validate_cli.add_parser(sub)
-    args = p.parse_args(argv)
-    return args.func(args)
+    return main(argv)
 
 
 def test_cli_resumes_study_and_writes_tables_and_figures(study, image, tmp_path, capsys):
@@ -391,7 +386,7 @@ def test_cli_errors_are_one_line(tmp_path, capsys):
 def test_progress_line_format():
     import io
 
-    from cbagpu.studies.validate_cli import format_seconds, progress_printer
+    from cbagpu.cli.common import format_seconds, progress_printer
 
     assert format_seconds(40.2) == "40 s" and format_seconds(180) == "3 min"
     assert format_seconds(5400) == "1.5 h"

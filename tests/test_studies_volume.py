@@ -8,7 +8,6 @@ and after an interrupted generation has been resumed (finished chunks kept, not 
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 from pathlib import Path
@@ -286,27 +285,18 @@ def test_running_cluster_via_scheduler_address(tmp_path):
 
 
 # ----------------------------------------------------------------------------- CLI
-def _parser() -> argparse.ArgumentParser:
-    from cbagpu.cli import _add_params_args, add_run_options
+def _generate(argv: list[str]) -> int:
+    from cbagpu.cli import main
 
-    p = argparse.ArgumentParser()
-    _add_params_args(p)
-    p.add_argument("--shape", type=int, nargs=3, required=True)
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--origin", type=int, nargs=3, default=(0, 0, 0))
-    p.add_argument("--out", required=True)
-    add_run_options(p)
-    volume.add_generate_options(p)
-    return p
+    return main(["generate", *argv])
 
 
 def test_cli_generate_zarr(tmp_path, capsys):
     out = tmp_path / "cli.zarr"
-    args = _parser().parse_args(
+    assert _generate(
         ["--preset", "paper", "--voxel-size", "80", "--shape", "24", "20", "16", "--seed", "3",
          "--origin", "5", "0", "0", "--out", str(out), "--chunks", "512", "--workers", "1",
-         "--backend", "numpy", "--json"])
-    assert volume.run_generate_zarr(args) == 0
+         "--backend", "numpy", "--json"]) == 0
     cap = capsys.readouterr()
     res = json.loads(cap.out)
     assert res["chunks"] == [24, 20, 16] and res["tasks"] == {"total": 1, "computed": 1,
@@ -317,12 +307,11 @@ def test_cli_generate_zarr(tmp_path, capsys):
     assert data.tobytes() == ref.tobytes()
     assert res["fractions"]["pore"] == pytest.approx(np.mean(ref == 0))
 
-    bad = _parser().parse_args(["--voxel-size", "40", "--shape", "8", "8", "8", "--seed", "1",
-                                "--out", str(tmp_path / "x.tif"), "--chunks", "8"])
-    with pytest.raises(ValueError, match=r"\.zarr"):
-        volume.run_generate_zarr(bad)
-    bad = _parser().parse_args(["--voxel-size", "40", "--shape", "8", "8", "8", "--seed", "1",
-                                "--out", str(tmp_path / "x.zarr"), "--chunks", "8", "8"])
-    with pytest.raises(ValueError, match="1 or 3 values"):
-        volume.run_generate_zarr(bad)
+    capsys.readouterr()
+    assert _generate(["--voxel-size", "40", "--shape", "8", "8", "8", "--seed", "1",
+                      "--out", str(tmp_path / "x.tif"), "--chunks", "8"]) == 2
+    assert ".zarr" in capsys.readouterr().err
+    assert _generate(["--voxel-size", "40", "--shape", "8", "8", "8", "--seed", "1",
+                      "--out", str(tmp_path / "x.zarr"), "--chunks", "8", "8"]) == 2
+    assert "1 or 3 values" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "x.zarr")

@@ -307,7 +307,7 @@ def test_parse_sigma_and_errors():
         transport(lab, "pore", axis="w")
     with pytest.raises(ValueError, match="tol"):
         transport(lab, "pore", tol=0)
-    with pytest.raises(ValueError, match="3-D"):
+    with pytest.raises(ValueError, match="3D"):
         transport(lab[0], "pore")
     with pytest.raises(ValueError, match="every edge"):
         transport(lab[:0], "pore")

@@ -14,7 +14,7 @@ from .graphite import GraphiteFit
 from .grf import GRFFit
 from .pores import PoreFit
 
-__all__ = ["PARAM_UNITS", "FitReport", "plot_report"]
+__all__ = ["PARAM_UNITS", "FitReport"]
 
 #: Units of Table 2.
 PARAM_UNITS: dict[str, str] = {
@@ -127,47 +127,3 @@ def _clean(o: Any) -> Any:
     if hasattr(o, "_asdict"):
         return _clean(o._asdict())
     return o
-
-
-def plot_report(report: FitReport, path: str) -> None:
-    """Write a PNG with Figure 4 (ρ̂ and the fitted ρ), Figure A2 (CPSD of the image and the
-    mean CPSD of the realizations for each θ) and the Table 1 relative residuals."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import numpy as np
-
-    fig, ax = plt.subplots(1, 3, figsize=(15, 4.5))
-    g = report.grf
-    ax[0].plot(g.h, g.rho_hat, "o", ms=3, label="non-parametric (Eq. 21 inverted)")
-    ax[0].plot(g.h, g.rho_fit, "-", label=f"Eq. 2, eta = {g.eta:.4g} nm$^{{-1}}$")
-    ax[0].set_xlabel("h [nm]")
-    ax[0].set_ylabel("rho(h)")
-    ax[0].set_title("Figure 4: covariance of Z")
-    ax[0].legend()
-    p = report.pores
-    if len(p.thetas):
-        order = np.argsort(p.thetas)
-        cmap = plt.get_cmap("viridis")
-        for j, i in enumerate(order):
-            ax[1].plot(p.r, p.mean_cpsd[i], color=cmap(j / max(1, len(order) - 1)), lw=1,
-                       label=f"theta {p.thetas[i]:.4g}")
-        ax[1].plot(p.r, p.image_cpsd, "k--", lw=2, label="image")
-        ax[1].legend(fontsize=6)
-    ax[1].set_xlabel("r [nm]")
-    ax[1].set_ylabel("CPSD(r)")
-    ax[1].set_title("Figure A2: pore CPSD, image vs realizations")
-    if report.graphite is not None:
-        res = report.graphite.residuals()
-        names = list(res)
-        ax[2].bar(names, [res[n]["relative"] for n in names])
-        ax[2].axhline(0, color="k", lw=0.5)
-        ax[2].set_ylabel("(model - image) / |image|")
-        ax[2].set_title("Table 1: graphite densities")
-    else:
-        ax[2].text(0.5, 0.5, "no graphite", ha="center")
-        ax[2].set_axis_off()
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)

@@ -68,7 +68,6 @@ Wiley 2000 (the covariance estimator with the pair-count denominator).
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -77,13 +76,14 @@ import scipy.fft
 
 from cbagpu.backend import Backend, get_backend
 from cbagpu.errors import InvalidInputError
+from cbagpu.validation import check_axis, check_mask_3d, check_voxel_size
 
 __all__ = ["TwoPointCoverage", "two_point_coverage"]
 
-AXIS_NAMES = ("z", "y", "x")
 _CHUNK_MIN_BYTES = 1 << 20
-# (backend name, shape, L) -> (pairs, pairs * |h|) summed per radial bin, host float64
-_PAIR_SUMS: dict[tuple[str, tuple[int, int, int], int], tuple[np.ndarray, np.ndarray]] = {}
+# (arrays on the host?, shape, L) -> (pairs, pairs * |h|) summed per radial bin, host
+# float64 (host and device FFTs round differently, so their sums are kept apart)
+_PAIR_SUMS: dict[tuple[bool, tuple[int, int, int], int], tuple[np.ndarray, np.ndarray]] = {}
 
 
 @dataclass(frozen=True, eq=False)
@@ -123,25 +123,23 @@ class TwoPointCoverage:
         """C(h) − V² along the z, y and x axes, shape (3, L+1)."""
         return self.axes - self.volume_fraction**2
 
-    def axis(self, name: str) -> np.ndarray:
-        """C along axis ``"z"``, ``"y"`` or ``"x"``."""
-        return self.axes[AXIS_NAMES.index(name)]
+    def axis(self, name: int | str) -> np.ndarray:
+        """C along one axis: ``"z"``, ``"y"``, ``"x"``, 0, 1, 2 or -3..-1."""
+        return self.axes[check_axis(name)]
 
 
 def _fft(be: Backend) -> tuple[Any, dict[str, Any]]:
-    """The FFT module with a NumPy-style API (``rfftn``, ``fft``, ``ihfft``, ``irfftn`` with
-    ``s``/``n`` and ``axes``/``axis``) and its extra keywords: ``scipy.fft`` on all CPU cores
-    (pocketfft; keeps single precision), cuFFT through ``cupy.fft`` on the GPU."""
-    if be.name == "cupy":
-        return be.xp.fft, {}
-    return scipy.fft, {"workers": getattr(be, "workers", None) or os.cpu_count() or 1}
+    """The backend's FFT module with SciPy's API (``rfftn``, ``fft``, ``ihfft``,
+    ``irfftn`` with ``s``/``n`` and ``axes``/``axis``; single precision kept) and its extra
+    keywords (``workers`` on the CPU)."""
+    return be.fft, dict(be.fft_options)
 
 
 def _chunk_bytes(be: Backend, total: int) -> int:
-    """Working-memory target of one chunk: 1/16 of the spectrum G. On the CPU also at most
-    32 MiB, below glibc's largest mmap threshold, so that chunk buffers are reused from the
-    heap instead of being mapped and page-faulted afresh on every chunk."""
-    if be.name == "cupy":
+    """Working-memory target of one chunk: 1/16 of the spectrum G. With host arrays also at
+    most 32 MiB, below glibc's largest mmap threshold, so that chunk buffers are reused from
+    the heap instead of being mapped and page-faulted afresh on every chunk."""
+    if not be.on_host:
         return max(total // 16, _CHUNK_MIN_BYTES)
     return min(max(total // 16, _CHUNK_MIN_BYTES), 32 << 20)
 
@@ -204,15 +202,11 @@ def two_point_coverage(
     Gräfensteiner et al., Eq. (20), Figure 7; Ohser & Schladitz (2009), Section 6.2.3;
     Ohser & Mücklich (2000).
     """
-    s = float(voxel_size)
-    if not math.isfinite(s) or s <= 0:
-        raise InvalidInputError(f"voxel_size must be a finite length > 0 in nm, got {voxel_size!r}")
+    s = check_voxel_size(voxel_size)
     if precision not in ("single", "double"):
         raise InvalidInputError(f"precision must be 'single' or 'double', got {precision!r}")
     be = get_backend(backend)
-    m = be.asarray(mask)
-    if m.ndim != 3:
-        raise InvalidInputError(f"mask must be 3D (z, y, x), got shape {tuple(m.shape)}")
+    m = check_mask_3d(mask, be.xp)
     if m.dtype != bool:
         m = m != 0
     shape = tuple(int(v) for v in m.shape)
@@ -275,9 +269,9 @@ def _accumulate(
         del p
 
     # 3. per block of h_z: inverse 2D FFT, crop h_y, h_x in [-L, L], accumulate. The pair
-    #    sums per radial bin do not depend on the image: they are cached per (backend, shape, L)
+    #    sums per radial bin do not depend on the image: they are cached per (on_host, shape, L)
     #    (the phases of one image share them).
-    key = (be.name, (nz, ny, nx), L)
+    key = (bool(be.on_host), (nz, ny, nx), L)
     pair_sums = _PAIR_SUMS.get(key)
     lags = np.arange(-L, L + 1)
     iy = xp.asarray(lags % my)

@@ -77,6 +77,7 @@ import numpy as np
 
 from cbagpu.backend import Backend, get_backend
 from cbagpu.errors import InvalidInputError
+from cbagpu.validation import check_mask_3d, check_voxel_size
 
 __all__ = ["CPSD", "cpsd", "local_thickness", "radius_grid", "crossing"]
 
@@ -355,10 +356,8 @@ class _Bits:
 
 
 def _stable_argsort(be: Backend, a: Any) -> Any:
-    """Stable argsort (CuPy's argsort is stable and takes no ``kind``)."""
-    if be.name == "numpy":
-        return np.argsort(a, kind="stable")
-    return be.xp.argsort(a)
+    """Stable argsort (:meth:`Backend.argsort_stable`)."""
+    return be.argsort_stable(a)
 
 
 def _or_at(be: Backend, flat: Any, idx: Any, val: Any) -> None:
@@ -578,7 +577,8 @@ def cover_index(be: Backend, F: Any, m_grid: np.ndarray) -> Any:
         dense_cost = _n_dense_ors(m) * Z * Y * bits.W * _COST_WORD
         # the runs' intervals are at most the centres' (an upper bound for the sparse cost)
         upper = n_centres * len(_ball_rows(m)[0]) * _COST_INTERVAL + _COST_SPARSE_LEVEL
-        if be.name == "cupy" or dense_cost < 0.25 * upper:
+        # off the host (a GPU) the dense bit-plane dilation is always the cheaper one
+        if not be.on_host or dense_cost < 0.25 * upper:
             D = bits.dilate(bits.pack(F > i), m)
         else:
             runs = cand.runs(i)
@@ -606,9 +606,7 @@ def cover_index(be: Backend, F: Any, m_grid: np.ndarray) -> Any:
 # ---------------------------------------------------------------------------- public API
 def _prepare(mask: Any, backend: str | Backend) -> tuple[Backend, Any]:
     be = get_backend(backend)
-    m = be.asarray(mask)
-    if m.ndim != 3:
-        raise InvalidInputError(f"mask must be 3-D (z, y, x), got shape {tuple(m.shape)}")
+    m = check_mask_3d(mask, be.xp)
     return be, m.astype(bool, copy=False)
 
 
@@ -696,8 +694,7 @@ def cpsd(
     ----------
     Paper Eq. 26 and Section 3.3; Münch & Holzer (2008).
     """
-    if not voxel_size > 0:
-        raise InvalidInputError("voxel_size must be > 0")
+    voxel_size = check_voxel_size(voxel_size)
     be, m = _prepare(mask, backend)
     radii_vox = None if radii is None else np.asarray(radii, np.float64) / voxel_size
     if not bool(m.any()):

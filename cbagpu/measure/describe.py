@@ -11,16 +11,17 @@ from typing import Any
 
 import numpy as np
 
-from cbagpu.atomic import save_figure_atomic
 from cbagpu.backend import Backend, get_backend
 from cbagpu.errors import InvalidInputError
 from cbagpu.measure.covariance import two_point_coverage
+from cbagpu.measure.geodesic import check_method as check_geodesic_method
 from cbagpu.measure.geodesic import geodesic_tortuosity
+from cbagpu.measure.intrusion import check_method as check_intrusion_method
 from cbagpu.measure.intrusion import constrictivity
 from cbagpu.measure.minkowski import intrinsic_volumes
 from cbagpu.measure.phases import PHASES, phase_mask
+from cbagpu.validation import check_axis, check_labels, check_mask_3d, check_voxel_size
 
-AXES = {"z": 0, "y": 1, "x": 2, 0: 0, 1: 1, 2: 2}
 DEFAULT_PHASES = ("solid", "pore", "graphite")
 
 
@@ -108,11 +109,23 @@ def describe_phase(
     backend: str | Backend = "auto",
     phase: str = "phase",
     max_lag: float | None = None,
+    *,
+    intrusion_method: str = "auto",
+    geodesic_method: str = "auto",
 ) -> PhaseDescription:
-    """Every descriptor of one binary phase ``mask``."""
+    """Every descriptor of one binary phase ``mask``.
+
+    ``intrusion_method`` is the ``method=`` of :func:`~cbagpu.measure.intrusion.constrictivity`
+    and ``geodesic_method`` that of
+    :func:`~cbagpu.measure.geodesic.geodesic_tortuosity` (``"auto"``: each backend's
+    default); both are checked before any work.
+    """
+    ax = check_axis(axis)
+    voxel_size = check_voxel_size(voxel_size)
+    check_intrusion_method(intrusion_method)
+    check_geodesic_method(geodesic_method)
     be = get_backend(backend)
-    ax = AXES[axis]
-    mask = be.asarray(mask).astype(bool)
+    mask = check_mask_3d(mask, be.xp).astype(bool)
     sec: dict[str, float] = {}
 
     def timed(key: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
@@ -122,8 +135,8 @@ def describe_phase(
         return out
 
     iv = timed("intrinsic_volumes", intrinsic_volumes)
-    con = timed("cpsd_intrusion", constrictivity, axis=ax)
-    geo = timed("geodesic", geodesic_tortuosity, axis=ax)
+    con = timed("cpsd_intrusion", constrictivity, axis=ax, method=intrusion_method)
+    geo = timed("geodesic", geodesic_tortuosity, axis=ax, method=geodesic_method)
     cov = timed("covariance", two_point_coverage, max_lag=max_lag)
     return PhaseDescription(
         phase=phase,
@@ -154,6 +167,9 @@ def describe(
     backend: str | Backend = "auto",
     max_lag: float | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    *,
+    intrusion_method: str = "auto",
+    geodesic_method: str = "auto",
 ) -> Description:
     """Descriptors of the ``phases`` of a label image (0 pore, 1 CBD, 2 graphite).
 
@@ -163,57 +179,36 @@ def describe(
     voxel_size : float
         Voxel edge length (nm); every result is in nm units.
     phases : names among "solid" (1 and 2), "pore" (0), "graphite" (2), "cbd" (1).
-    axis : 0/1/2 or "z"/"y"/"x"; inlet face (low side) of the intrusion and the geodesic
-        tortuosity.
+    axis : 0/1/2, -3..-1 or "z"/"y"/"x"; inlet face (low side) of the intrusion and the
+        geodesic tortuosity.
+    backend : "auto" | "numpy" | "cupy" | Backend
+    max_lag : float, optional
+        Largest lag (nm) of the two-point coverage.
+    progress : callable, optional
+        Called as ``progress(phase, done, total)`` after each phase.
+    intrusion_method, geodesic_method : str
+        Algorithms of the intrusion (``"auto"``, ``"flood"``, ``"sweeps"``, ``"labels"``)
+        and of the geodesic distances (``"auto"``, ``"rounds"``, ``"boxes"``); ``"auto"``
+        picks each backend's default (see :func:`describe_phase`).
+
+    Returns
+    -------
+    Description
     """
-    if not (np.isfinite(voxel_size) and voxel_size > 0):
-        raise InvalidInputError(f"voxel_size must be finite and > 0 (nm), got {voxel_size!r}")
-    if axis not in AXES:
-        raise InvalidInputError(f"axis must be 0, 1, 2, 'z', 'y' or 'x', got {axis!r}")
+    voxel_size = check_voxel_size(voxel_size)
+    ax = check_axis(axis)
+    check_intrusion_method(intrusion_method)
+    check_geodesic_method(geodesic_method)
     for p in phases:
         if p not in PHASES:
             raise InvalidInputError(f"unknown phase {p!r}; choose among {', '.join(PHASES)}")
     be = get_backend(backend)
-    lab = be.asarray(labels)
-    if lab.ndim != 3:
-        raise InvalidInputError(f"a 3D label image is needed, got shape {tuple(lab.shape)}")
+    lab = check_labels(labels, be.xp)
     out: dict[str, PhaseDescription] = {}
     for i, p in enumerate(phases):
-        out[p] = describe_phase(phase_mask(lab, p), voxel_size, axis, be, p, max_lag)
+        out[p] = describe_phase(phase_mask(lab, p), voxel_size, ax, be, p, max_lag,
+                                intrusion_method=intrusion_method,
+                                geodesic_method=geodesic_method)
         if progress is not None:
             progress(p, i + 1, len(phases))
-    return Description(
-        float(voxel_size), AXES[axis], tuple(int(n) for n in lab.shape), out, be.name
-    )
-
-
-def plot_description(desc: Description, path: str) -> None:
-    """CPSD curves and centred C(h) of every phase (Figures 6, 7), written atomically."""
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, (a, b) = plt.subplots(1, 2, figsize=(10, 4))
-    for i, (name, p) in enumerate(desc.phases.items()):
-        colour = f"C{i}"
-        a.plot(p.cpsd_r, p.cpsd_value, color=colour, label=f"{name} CPSD")
-        a.plot(p.intrusion_r, p.intrusion_value, "--", color=colour, label=f"{name} intrusion")
-        b.plot(p.covariance_h, p.covariance_centred, color=colour, label=name)
-    a.axhline(0.5, color="0.6", lw=0.8)
-    a.set_xlabel("r [nm]")
-    a.set_ylabel("fraction of the phase")
-    a.set_title("CPSD (Eq. 26) and simulated intrusion")
-    a.legend(fontsize=8)
-    b.axhline(0.0, color="0.6", lw=0.8)
-    b.set_xlabel("h [nm]")
-    b.set_ylabel("C(h) - V^2")
-    b.set_title("centred two-point coverage")
-    b.legend(fontsize=8)
-    fig.suptitle(f"voxel size {desc.voxel_size:g} nm, shape {desc.shape}")
-    fig.tight_layout()
-    try:
-        save_figure_atomic(fig, path, dpi=110)
-    finally:
-        plt.close(fig)
+    return Description(float(voxel_size), ax, tuple(int(n) for n in lab.shape), out, be.name)

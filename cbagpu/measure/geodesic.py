@@ -117,8 +117,9 @@ import numpy as np
 from cbagpu.backend import Backend, get_backend
 from cbagpu.backend.kernels import launch_blocks
 from cbagpu.errors import InvalidInputError
+from cbagpu.validation import check_axis, check_mask_3d, check_voxel_size
 
-__all__ = ["GeodesicTortuosity", "geodesic_distance_map", "geodesic_tortuosity"]
+__all__ = ["METHODS", "GeodesicTortuosity", "geodesic_distance_map", "geodesic_tortuosity"]
 
 _SQRT2 = math.sqrt(2.0)
 _SQRT3 = math.sqrt(3.0)
@@ -136,9 +137,8 @@ _COLLECT_FACTOR = 10
 # Run the x-sweeps on a transposed copy when their boxes cover more than this fraction
 # of the volume (float32 only, to stay within ~8 bytes per voxel).
 _TRANSPOSE_FRACTION = 0.05
-# Backends that run whole sweeps as the CUDA kernel kernels/geodesic.cu (tests add "numpy",
-# which then runs the kernel's NumPy twin): no host round trip per plane.
-_KERNEL_BACKENDS: tuple[str, ...] = ("cupy",)
+#: Algorithms of the distance map (the same distances; see :func:`geodesic_tortuosity`).
+METHODS: tuple[str, ...] = ("auto", "rounds", "boxes")
 _THREADS = 256
 _MAX_BLOCKS = 1 << 16
 # Planes per launch of the GPU sweep: 1 orders the planes for the whole grid (a sweep then
@@ -202,11 +202,12 @@ class GeodesicTortuosity:
 def geodesic_tortuosity(
     mask: Any,
     voxel_size: float,
-    axis: int = 0,
+    axis: int | str = 0,
     backend: str | Backend = "auto",
     *,
     return_map: bool = False,
     dtype: Any = np.float32,
+    method: str = "auto",
 ) -> GeodesicTortuosity:
     """Mean geodesic tortuosity τ of the phase ``mask`` along ``axis`` (paper Section 3.3).
 
@@ -216,14 +217,21 @@ def geodesic_tortuosity(
         The phase (True voxels).
     voxel_size : float
         Voxel edge length s (nm, > 0); lengths are reported in nm.
-    axis : int
-        Transport axis (0, 1, 2; negative values count from the end). The inlet is layer 0
+    axis : 0, 1, 2 (or -3..-1) or "z", "y", "x"
+        Transport axis (:func:`cbagpu.validation.check_axis`). The inlet is layer 0
         along it, the outlet layer n − 1 (n ≥ 2).
     backend : "auto", "numpy", "cupy" or a :class:`~cbagpu.backend.Backend`.
     return_map : bool
         Also return the geodesic distance map (host float32, voxel units).
     dtype : np.float32 (default) or np.float64
         Precision of the distances (see the module docstring).
+    method : {"auto", "rounds", "boxes"}
+        Algorithm of the distance map (both reach the same fixed point): ``"rounds"``
+        repeats whole directional sweeps until one lowers nothing (one CUDA kernel launch
+        per plane where the backend launches kernels, the kernel's NumPy twin elsewhere;
+        no host round trip per plane); ``"boxes"`` tracks per-plane boxes of changed
+        voxels and ends on the sparse phase (the CPU's route). ``"auto"``: rounds on the
+        GPU (any backend with ``runs_kernels``), boxes on the NumPy backend.
 
     Returns
     -------
@@ -235,11 +243,11 @@ def geodesic_tortuosity(
     ----------
     Gräfensteiner et al., Section 3.3; Neumann et al., Scand. J. Stat. 46 (2019) 848–884.
     """
-    if not (np.isfinite(voxel_size) and voxel_size > 0):
-        raise InvalidInputError(f"voxel_size must be finite and > 0 (nm), got {voxel_size!r}")
+    voxel_size = check_voxel_size(voxel_size)
+    check_method(method)
     be = get_backend(backend)
     m, ax = _flow_first(be, mask, axis)
-    d = _geodesic_padded(be, m, dtype)
+    d = _geodesic_padded(be, m, dtype, method)
     n = m.shape[0]
     inlet = d[1, 1:-1, 1:-1]
     n_inlet = int(be.xp.count_nonzero(m[0]))
@@ -271,17 +279,19 @@ def geodesic_tortuosity(
 
 def geodesic_distance_map(
     mask: Any,
-    axis: int = 0,
+    axis: int | str = 0,
     backend: str | Backend = "auto",
     *,
     dtype: Any = np.float32,
+    method: str = "auto",
 ) -> np.ndarray:
     """Geodesic distance (voxel units) of every voxel of ``mask`` to the outlet plane.
 
     The length of the shortest path inside the phase, in the 26-connected voxel graph with
     step lengths 1, √2, √3, to any phase voxel of the last layer along ``axis`` (those have
     distance 0). Voxels outside the phase, or without such a path, get ``inf``. Multiply by
-    the voxel size for nm. See the module docstring for the algorithm.
+    the voxel size for nm. See the module docstring for the algorithm; ``axis``,
+    ``dtype`` and ``method`` as in :func:`geodesic_tortuosity`.
 
     Returns
     -------
@@ -292,22 +302,19 @@ def geodesic_distance_map(
     ----------
     Gräfensteiner et al., Section 3.3; Neumann et al., Scand. J. Stat. 46 (2019) 848–884.
     """
+    check_method(method)
     be = get_backend(backend)
     m, ax = _flow_first(be, mask, axis)
-    return _to_map(be, _geodesic_padded(be, m, dtype), ax)
+    return _to_map(be, _geodesic_padded(be, m, dtype, method), ax)
 
 
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _flow_first(be: Backend, mask: Any, axis: int) -> tuple[Any, int]:
+def _flow_first(be: Backend, mask: Any, axis: int | str) -> tuple[Any, int]:
     """The mask as a bool array of this backend with the transport axis first (a view)."""
-    m = be.asarray(mask)
-    if m.ndim != 3:
-        raise InvalidInputError(f"a 3D mask is needed, got shape {tuple(m.shape)}")
-    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -3 <= axis < 3:
-        raise InvalidInputError(f"axis must be 0, 1 or 2, got {axis!r}")
-    ax = int(axis) % 3
+    ax = check_axis(axis)
+    m = check_mask_3d(mask, be.xp)
     if m.shape[ax] < 2:
         raise InvalidInputError(f"the image needs at least 2 layers along axis {ax}, got {m.shape}")
     if m.dtype != bool:
@@ -407,20 +414,38 @@ def _initial_distances(xp: Any, m: Any, dtype: Any) -> Any:
     return d
 
 
-def _geodesic_padded(be: Backend, m: Any, dtype: Any) -> Any:
+def check_method(method: Any) -> str:
+    """A valid ``method=`` of :func:`geodesic_tortuosity`."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise InvalidInputError(f"method must be one of {', '.join(map(repr, METHODS))}; "
+                                f"got {method!r}")
+    return method
+
+
+def resolve_method(be: Backend, method: str) -> str:
+    """What ``method="auto"`` stands for on ``be``: ``"rounds"`` where the backend launches
+    kernels, else ``"boxes"``."""
+    method = check_method(method)
+    if method == "auto":
+        return "rounds" if be.runs_kernels else "boxes"
+    return method
+
+
+def _geodesic_padded(be: Backend, m: Any, dtype: Any, method: str = "auto") -> Any:
     """Distances to the last layer along axis 0 of the bool mask ``m`` (transport axis first).
 
     Returns the padded array d of shape m.shape + 2: NaN on obstacles and the border, inf
-    on unreachable phase voxels, the graph distance (voxel units) elsewhere.  Backends in
-    ``_KERNEL_BACKENDS`` (the GPU) run :func:`_geodesic_padded_rounds`, the same label
-    correction as whole sweeps of the CUDA kernel, without the per-plane boxes.
+    on unreachable phase voxels, the graph distance (voxel units) elsewhere.  Method
+    ``"rounds"`` runs :func:`_geodesic_padded_rounds`, the same label correction as whole
+    sweeps of the CUDA kernel (its twin where the backend launches no kernels), without
+    the per-plane boxes.
     """
     xp = be.xp
     dtype = np.dtype(dtype)
     if dtype not in (np.float32, np.float64):
         raise InvalidInputError(f"dtype must be float32 or float64, got {dtype}")
-    if be.name in _KERNEL_BACKENDS:
-        sweep = _cuda_sweep(be) if be.name == "cupy" else partial(_sweep_twin, xp)
+    if resolve_method(be, method) == "rounds":
+        sweep = _cuda_sweep(be) if be.runs_kernels else partial(_sweep_twin, xp)
         return _geodesic_padded_rounds(be, m, dtype, sweep)
     n = tuple(int(s) for s in m.shape)
     shape = tuple(s + 2 for s in n)

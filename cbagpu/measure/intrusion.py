@@ -37,20 +37,22 @@ the CPSD, and the curve is a histogram of its result. ``constrictivity`` shares 
 
 Three implementations give identical results (``tests/test_measure_intrusion.py``):
 
-* **array module** (the reference, and the CPU without Numba): the EDT of the backend, then
-  B by one ``Backend.label`` (faces) per level (:func:`bottleneck_levels`);
-* **GPU**: the EDT of the backend, then B by widest-path sweeps
-  (:mod:`cbagpu.measure.widest_path`, one launch of ``kernels/bottleneck.cu`` per sweep,
+* ``method="labels"`` (the reference; the default off the host where no kernels run): the
+  EDT of the backend, then B by one ``Backend.label`` (faces) per level
+  (:func:`bottleneck_levels`);
+* ``method="sweeps"`` (the default where the backend launches kernels: the GPU): the
+  EDT of the backend, then B by widest-path sweeps (:mod:`cbagpu.measure.widest_path`,
+  the NumPy twin where no kernels run; one launch of ``kernels/bottleneck.cu`` per sweep,
   rounds until one raises nothing: ~30 rounds on a 200^3 paper realization, counted with
   the NumPy twin; not yet timed on a GPU);
-* **CPU** (NumPy backend, :mod:`._intrusion_kernels`, Numba): an exact int32 squared EDT
-  (separable; brute-force lower envelopes where distances are short, the parabola envelope
-  elsewhere) and B in one O(N) bucket-queue flood from the top level down, instead of one
-  labelling per level, and the curve's histogram. On a 200^3 paper realization (2-core
-  CPU, under load) the array-module path takes 1.48 s (pore) and 0.87 s (solid): EDT and
-  level map 32 % / 41 %, labellings 49 % / 39 %, ball cover 16 % / 17 %. The CPU path
-  takes 0.60 s and 0.38 s: EDT 27 % / 30 %, flood 29 % / 24 %, ball cover (shared with
-  the CPSD, unchanged) 38 % / 39 %.
+* ``method="flood"`` (the default on the NumPy backend; :mod:`._intrusion_kernels`,
+  Numba, host arrays only): an exact int32 squared EDT (separable; brute-force lower
+  envelopes where distances are short, the parabola envelope elsewhere) and B in one O(N)
+  bucket-queue flood from the top level down, instead of one labelling per level, and the
+  curve's histogram. On a 200^3 paper realization (2-core CPU, under load) "labels" takes
+  1.48 s (pore) and 0.87 s (solid): EDT and level map 32 % / 41 %, labellings 49 % / 39 %,
+  ball cover 16 % / 17 %. "flood" takes 0.60 s and 0.38 s: EDT 27 % / 30 %, flood
+  29 % / 24 %, ball cover (shared with the CPSD, unchanged) 38 % / 39 %.
 
 References
 ----------
@@ -83,10 +85,12 @@ from cbagpu.measure.cpsd import (
     crossing,
     radius_grid,
 )
+from cbagpu.validation import check_axis, check_voxel_size
 
-__all__ = ["Constrictivity", "Intrusion", "constrictivity", "intrusion"]
+__all__ = ["METHODS", "Constrictivity", "Intrusion", "constrictivity", "intrusion"]
 
-_AXES = {"z": 0, "y": 1, "x": 2, 0: 0, 1: 1, 2: 2}
+#: Algorithms for the bottleneck map B (the same result; see :func:`intrusion`).
+METHODS: tuple[str, ...] = ("auto", "flood", "sweeps", "labels")
 
 
 @dataclass(frozen=True)
@@ -135,41 +139,73 @@ class Constrictivity:
 
 
 def _inlet(axis: int | str, side: str) -> int:
-    """Validated inlet axis (0 = z, 1 = y, 2 = x)."""
-    if axis not in _AXES:
-        raise InvalidInputError(f"axis must be 0, 1, 2 or 'z', 'y', 'x', got {axis!r}")
+    """Validated inlet axis (0 = z, 1 = y, 2 = x) and side."""
+    ax = check_axis(axis)
     if side not in ("low", "high"):
         raise InvalidInputError(f"side must be 'low' or 'high', got {side!r}")
-    return _AXES[axis]
+    return ax
 
 
 # eroded sets with at most this fraction of the window are labelled as sparse graphs
-# (array-module path on the CPU, i.e. with ``_NUMBA = False``)
+# (method "labels" on host arrays)
 _SPARSE_FRACTION = 0.04
-# the NumPy backend uses the Numba kernels of ._intrusion_kernels (False: the array-module
-# twins, as on the GPU; the tests compare both)
-_NUMBA = True
-# Backends whose bottleneck levels come from widest-path sweeps (tests add "numpy", which
-# then runs the sweeps' NumPy twin when the Numba kernels are off).
-_SWEEP_BACKENDS: tuple[str, ...] = ("cupy",)
 
 
-def _cpu_kernels(be: Backend, shape: tuple[int, ...]) -> Any:
-    """The kernel module when the CPU kernels apply (imported here: Numba loads only when
-    used), else None."""
-    if be.name != "numpy" or not _NUMBA:
+def check_method(method: Any) -> str:
+    """A valid ``method=`` of :func:`intrusion` / :func:`constrictivity`."""
+    if not isinstance(method, str) or method not in METHODS:
+        raise InvalidInputError(f"method must be one of {', '.join(map(repr, METHODS))}; "
+                                f"got {method!r}")
+    return method
+
+
+def resolve_method(be: Backend, method: str, shape: tuple[int, ...]) -> str:
+    """The algorithm ``method="auto"`` stands for on ``be``: ``"sweeps"`` where the backend
+    launches kernels (the GPU), ``"flood"`` where its arrays are on the host (Numba; edges
+    up to ``_intrusion_kernels.MAX_EDGE``), else ``"labels"``. An explicit ``"flood"``
+    needs host arrays."""
+    method = check_method(method)
+    if method == "auto":
+        if be.runs_kernels:
+            return "sweeps"
+        return "flood" if _flood_fits(be, shape) else "labels"
+    if method == "flood" and not _flood_fits(be, shape):
+        raise InvalidInputError(
+            "method='flood' runs Numba kernels on host arrays with edges <= "
+            f"{_max_flood_edge()}; {be!r} with shape {tuple(shape)} cannot: use 'sweeps' or "
+            "'labels'"
+        )
+    return method
+
+
+def _flood_fits(be: Backend, shape: tuple[int, ...]) -> bool:
+    """Whether the Numba flood can run: host arrays, every edge <= ``MAX_EDGE``."""
+    return be.on_host and max(shape, default=0) <= _max_flood_edge()
+
+
+def _max_flood_edge() -> int:
+    """``_intrusion_kernels.MAX_EDGE`` (imported here: Numba loads only when used)."""
+    from cbagpu.measure._intrusion_kernels import MAX_EDGE
+
+    return MAX_EDGE
+
+
+def _cpu_kernels(method: str) -> Any:
+    """The Numba kernel module for ``method == "flood"`` (imported here: Numba loads only
+    when used), else None."""
+    if method != "flood":
         return None
     from cbagpu.measure import _intrusion_kernels
 
-    return _intrusion_kernels if max(shape, default=0) <= _intrusion_kernels.MAX_EDGE else None
+    return _intrusion_kernels
 
 
 def _levels_any(
-    be: Backend, m: Any, radii_vox: Any
+    be: Backend, m: Any, radii_vox: Any, method: str
 ) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
     """(F, grid, m, inv) of :func:`cbagpu.measure.cpsd._levels`, with the Numba squared
     EDT on the CPU (identical values: F counts the lattice balls m_j < EDT^2)."""
-    K = _cpu_kernels(be, m.shape)
+    K = _cpu_kernels(method)
     if K is None:
         return _levels(be, m, radii_vox)
     d2 = K.squared_edt(m)
@@ -182,9 +218,10 @@ def _levels_any(
     return F, grid, mg, inv
 
 
-def _curve_any(be: Backend, C: Any, m: Any, n_unique: int, inv: np.ndarray) -> np.ndarray:
-    """:func:`cbagpu.measure.cpsd._curve`, with a Numba histogram on the CPU."""
-    K = _cpu_kernels(be, C.shape)
+def _curve_any(be: Backend, C: Any, m: Any, n_unique: int, inv: np.ndarray,
+               method: str) -> np.ndarray:
+    """:func:`cbagpu.measure.cpsd._curve`, with a Numba histogram for ``"flood"``."""
+    K = _cpu_kernels(method)
     if K is None:
         return _curve(be, C, m, n_unique, inv)
     counts = K.count_levels(C, m, n_unique + 1)
@@ -193,15 +230,14 @@ def _curve_any(be: Backend, C: Any, m: Any, n_unique: int, inv: np.ndarray) -> n
     return frac[inv]
 
 
-def _bottleneck(be: Backend, F: Any, axis: int, side: str) -> Any:
-    """B of :func:`bottleneck_levels`; on the CPU by the Numba flood (one O(N) pass), on
-    backends in ``_SWEEP_BACKENDS`` (the GPU) by widest-path sweeps
-    (:mod:`cbagpu.measure.widest_path`: one CUDA launch per sweep instead of one
-    labelling per radius)."""
-    K = _cpu_kernels(be, F.shape)
-    if K is not None:
-        return K.bottleneck_flood(F, axis, side)
-    if be.name in _SWEEP_BACKENDS:
+def _bottleneck(be: Backend, F: Any, axis: int, side: str, method: str) -> Any:
+    """B of :func:`bottleneck_levels` by ``method``: ``"flood"`` the Numba bucket-queue
+    flood (one O(N) pass), ``"sweeps"`` widest-path sweeps
+    (:mod:`cbagpu.measure.widest_path`: the CUDA kernel where the backend launches
+    kernels, its twin elsewhere), ``"labels"`` one labelling per radius."""
+    if method == "flood":
+        return _cpu_kernels(method).bottleneck_flood(F, axis, side)
+    if method == "sweeps":
         from cbagpu.measure.widest_path import widest_path_levels
 
         return widest_path_levels(be, F, axis, side)
@@ -228,7 +264,7 @@ def bottleneck_levels(be: Backend, F: Any, axis: int, side: str) -> Any:
     B = xp.zeros_like(Fo)
     top = int(xp.max(Fo[0])) if Fo[0].size else 0  # no level above reaches the inlet
     low = top
-    if be.name == "numpy" and top > 0:
+    if be.on_host and top > 0:
         counts = np.zeros(int(Fo.max()) + 1, np.int64)
         for sl in _zchunks(Fo.shape):  # chunks: bincount casts to intp
             counts += np.bincount(Fo[sl].reshape(-1), minlength=len(counts))
@@ -323,11 +359,12 @@ def _intrusion_from(
     voxel_size: float,
     ax: int,
     side: str,
+    method: str,
 ) -> Intrusion:
-    B = _bottleneck(be, F, ax, side)
+    B = _bottleneck(be, F, ax, side, method)
     C = cover_index(be, B, mg)
     del B
-    value = _curve_any(be, C, m, len(mg), inv)
+    value = _curve_any(be, C, m, len(mg), inv, method)
     rm, rg = crossing(grid, value)
     return Intrusion(grid * voxel_size, value, rm * voxel_size, rg * voxel_size, ax, side)
 
@@ -339,6 +376,8 @@ def intrusion(
     side: str = "low",
     backend: str | Backend = "auto",
     radii: Any = None,
+    *,
+    method: str = "auto",
 ) -> Intrusion:
     """Simulated intrusion of the phase ``mask`` from one face (NOTES §6) and r_min.
 
@@ -347,13 +386,21 @@ def intrusion(
     mask : array (bool, (z, y, x)), NumPy or CuPy
     voxel_size : float
         Voxel edge length in nm.
-    axis : 0, 1, 2 or "z", "y", "x"
-        Axis normal to the inlet face.
+    axis : 0, 1, 2 (or -3..-1) or "z", "y", "x"
+        Axis normal to the inlet face (:func:`cbagpu.validation.check_axis`).
     side : "low" | "high"
         Inlet at the first or the last slice along ``axis``.
     backend : "auto" | "numpy" | "cupy" | Backend
     radii : array-like, optional
         Radius grid in nm (0 always added); default every integer number of voxels.
+    method : {"auto", "flood", "sweeps", "labels"}
+        Algorithm of the bottleneck map (all give the same curve): ``"flood"`` a Numba
+        bucket-queue flood on host arrays, ``"sweeps"`` widest-path sweeps (one CUDA kernel
+        launch per sweep where the backend launches kernels, the NumPy twin elsewhere),
+        ``"labels"`` one connected-component labelling per radius. ``"auto"``: sweeps on
+        the GPU (any backend with ``runs_kernels``), flood on the NumPy backend (host
+        arrays), labels elsewhere. The Numba EDT and histogram go with ``"flood"``. A bad
+        name raises :class:`~cbagpu.errors.InvalidInputError` before any work.
 
     Returns
     -------
@@ -365,18 +412,19 @@ def intrusion(
     ----------
     Paper Section 3.3; Neumann et al. (2019); Münch & Holzer (2008).
     """
-    if not voxel_size > 0:
-        raise InvalidInputError("voxel_size must be > 0")
+    voxel_size = check_voxel_size(voxel_size)
     ax = _inlet(axis, side)
+    check_method(method)
     be, m = _prepare(mask, backend)
+    method = resolve_method(be, method, m.shape)
     radii_vox = None if radii is None else np.asarray(radii, np.float64) / voxel_size
     if not bool(m.any()) or bool(m.all()):
         grid = radius_grid(0, radii_vox) if radii_vox is not None else np.zeros(1)
         fill = math.nan if not bool(m.any()) else 1.0
         r = math.nan if not bool(m.any()) else math.inf
         return Intrusion(grid * voxel_size, np.full(len(grid), fill), r, r, ax, side)
-    F, grid, mg, inv = _levels_any(be, m, radii_vox)
-    return _intrusion_from(be, m, F, grid, mg, inv, voxel_size, ax, side)
+    F, grid, mg, inv = _levels_any(be, m, radii_vox, method)
+    return _intrusion_from(be, m, F, grid, mg, inv, voxel_size, ax, side, method)
 
 
 def constrictivity(
@@ -386,6 +434,8 @@ def constrictivity(
     side: str = "low",
     backend: str | Backend = "auto",
     radii: Any = None,
+    *,
+    method: str = "auto",
 ) -> Constrictivity:
     """Constrictivity ``beta = (r_min / r_max)^2`` of the phase ``mask`` (Section 3.3).
 
@@ -393,27 +443,29 @@ def constrictivity(
     intrusion through the inlet face (:func:`intrusion`), both from one EDT and on the
     same radius grid. Since the intruded set is contained in the opening at every radius,
     ``r_min <= r_max`` and beta lies in [0, 1]; beta = 0 when less than half of the phase
-    is reachable from the inlet.
+    is reachable from the inlet. The parameters are those of :func:`intrusion`
+    (``method`` included: the same default per backend).
 
     References
     ----------
     Paper Section 3.3 (beta = r_min^2 / r_max^2); Neumann et al. (2019).
     """
-    if not voxel_size > 0:
-        raise InvalidInputError("voxel_size must be > 0")
+    voxel_size = check_voxel_size(voxel_size)
     ax = _inlet(axis, side)
+    check_method(method)
     be, m = _prepare(mask, backend)
+    method = resolve_method(be, method, m.shape)
     radii_vox = None if radii is None else np.asarray(radii, np.float64) / voxel_size
     if not bool(m.any()) or bool(m.all()):
         c = cpsd(m, voxel_size, be, radii)
-        i = intrusion(m, voxel_size, ax, side, be, radii)
+        i = intrusion(m, voxel_size, ax, side, be, radii, method=method)
         return Constrictivity(i.r_min, c.r_max, math.nan, c, i)
-    F, grid, mg, inv = _levels_any(be, m, radii_vox)
+    F, grid, mg, inv = _levels_any(be, m, radii_vox, method)
     CT = cover_index(be, F, mg)
-    value = _curve_any(be, CT, m, len(mg), inv)
+    value = _curve_any(be, CT, m, len(mg), inv, method)
     del CT
     rm, rg = crossing(grid, value)
     c = CPSD(grid * voxel_size, value, rm * voxel_size, rg * voxel_size)
-    i = _intrusion_from(be, m, F, grid, mg, inv, voxel_size, ax, side)
+    i = _intrusion_from(be, m, F, grid, mg, inv, voxel_size, ax, side, method)
     beta = (i.r_min / c.r_max) ** 2 if c.r_max > 0 else math.nan
     return Constrictivity(i.r_min, c.r_max, float(beta), c, i)

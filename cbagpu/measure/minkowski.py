@@ -101,6 +101,7 @@ import numpy as np
 
 from cbagpu.backend import Backend, get_backend
 from cbagpu.errors import InvalidInputError
+from cbagpu.validation import check_mask_3d, check_voxel_size
 
 __all__ = [
     "CONNECTIVITIES",
@@ -298,7 +299,7 @@ def configuration_weights(voxel_size: float = 1.0, connectivity: int = 26) -> np
     """Weight vectors (4, 256) float64 over the 2x2x2 configurations: rows V [nm^3],
     S [nm^2], M [nm], chi [1] per cell, so that ``density = (hist @ w[k]) / (sum(hist) *
     voxel_size**3)``. See the module docstring for their derivation."""
-    s = _check_voxel_size(voxel_size)
+    s = check_voxel_size(voxel_size)
     scale = np.array([s**3, s**2, s, 1.0])[:, None]
     return _unit_weights(_check_connectivity(connectivity)) * scale
 
@@ -365,7 +366,7 @@ def densities_from_histogram(
     n = float(h.sum())
     if n <= 0:
         raise InvalidInputError("empty histogram")
-    s = _check_voxel_size(voxel_size)
+    s = check_voxel_size(voxel_size)
     conn = _check_connectivity(connectivity)
     w = configuration_weights(s, conn)
     volume = n * s**3
@@ -406,7 +407,7 @@ def intrinsic_volumes(
     Ohser & Muecklich (2000), ch. 4-5; Schladitz, Ohser & Nagel (2006); Ohser & Schladitz
     (2009), the paper's ref. [49].
     """
-    s = _check_voxel_size(voxel_size)
+    s = check_voxel_size(voxel_size)
     conn = _check_connectivity(connectivity)
     hist = configuration_histogram(mask, backend)
     return densities_from_histogram(hist, s, conn)
@@ -414,19 +415,8 @@ def intrinsic_volumes(
 
 # ------------------------------------------------------------------------------ checks
 def _check_mask(be: Backend, mask: Any) -> Any:
-    m = be.asarray(mask)
-    if m.ndim != 3:
-        raise InvalidInputError(f"mask must be 3-D (z, y, x), got {m.ndim}-D")
-    if min(m.shape) < 2:
-        raise InvalidInputError(f"every dimension of mask must be >= 2, got shape {m.shape}")
-    return m
-
-
-def _check_voxel_size(voxel_size: Any) -> float:
-    s = float(voxel_size)
-    if not math.isfinite(s) or s <= 0:
-        raise InvalidInputError(f"voxel_size must be a finite number > 0, got {voxel_size!r}")
-    return s
+    """A 3-D mask of this backend with every edge >= 2 (one 2x2x2 configuration)."""
+    return check_mask_3d(mask, be.xp, min_edge=2)
 
 
 def _check_connectivity(connectivity: Any) -> int:

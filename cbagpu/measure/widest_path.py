@@ -89,15 +89,15 @@ def widest_path_levels(be: Backend, F: Any, axis: int, side: str,
 
     ``F``: uint8/uint16 level map (C order) of this backend; ``axis``/``side``: the inlet
     layer (index 0 along ``axis`` for "low", the last for "high"). ``sweep`` defaults to
-    the CUDA kernel on CuPy and the NumPy twin otherwise. Rounds of six sweeps run until
-    one raises nothing (one read-back per round). Returns B, same shape and dtype as F.
+    the CUDA kernel where ``be.runs_kernels`` and the NumPy twin otherwise. Rounds of six
+    sweeps run until one raises nothing (one read-back per round). Returns B, same shape
+    and dtype as F.
     """
     xp = be.xp
     if F.dtype not in (np.uint8, np.uint16):
         raise InvalidInputError(f"F must be uint8 or uint16, got {F.dtype}")
     if sweep is None:
-        sweep = _cuda_sweep(be) if be.name == "cupy" else (
-            lambda *a: sweep_twin(xp, *a))
+        sweep = _cuda_sweep(be) if be.runs_kernels else (lambda *a: sweep_twin(xp, *a))
     Fo = xp.moveaxis(F, axis, 0)
     if side == "high":
         Fo = Fo[::-1]

@@ -32,12 +32,8 @@ ELEMENTS = ("cube", "cross", "none")
 
 
 def ndimage(be: Backend) -> Any:
-    """``scipy.ndimage`` on the NumPy backend, ``cupyx.scipy.ndimage`` on the CuPy one."""
-    if be.name == "cupy":
-        from cupyx.scipy import ndimage as ndi
-    else:
-        import scipy.ndimage as ndi
-    return ndi
+    """The backend's ``scipy.ndimage`` API (:attr:`Backend.ndimage`)."""
+    return be.ndimage
 
 
 def check_connectivity(connectivity: int, what: str = "connectivity") -> int:

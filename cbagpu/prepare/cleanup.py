@@ -46,6 +46,7 @@ from cbagpu.prepare._morph import (
     keep_largest,
     unit_element,
 )
+from cbagpu.validation import check_mask_3d
 
 __all__ = ["CleanedSolid", "clean_solid", "close_solid", "keep_main_network"]
 
@@ -80,9 +81,7 @@ class CleanedSolid:
 
 
 def _as_mask(solid: Any, be: Backend) -> Any:
-    a = be.asarray(solid)
-    if a.ndim != 3:
-        raise InvalidInputError(f"a 3D solid mask (z, y, x) is needed, got shape {tuple(a.shape)}")
+    a = check_mask_3d(solid, be.xp, what="the solid mask")
     return a if a.dtype == bool else a != 0
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.errors import InvalidInputError
+from cbagpu.validation import check_labels
 
 __all__ = ["Composition", "CompositionCheck", "check_composition", "expected_volume_fractions"]
 
@@ -150,14 +151,8 @@ def expected_volume_fractions(
 
 def label_fractions(labels: Any) -> dict[str, float]:
     """Volume fractions of the labels 0 (pore), 1 (cbd), 2 (graphite) of a label image."""
-    a = np.asarray(labels)
-    if a.size == 0:
-        raise InvalidInputError("the label image is empty")
+    a = check_labels(labels, np)
     counts = np.bincount(a.ravel(), minlength=3)
-    if counts.size > 3:
-        raise InvalidInputError(
-            "labels must be 0 (pore), 1 (CBD), 2 (graphite); found larger values"
-        )
     n = a.size
     return {"pore": counts[0] / n, "cbd": counts[1] / n, "graphite": counts[2] / n}
 
@@ -172,12 +167,7 @@ def check_composition(
 ) -> CompositionCheck:
     """Compare a label image (host array, AM-free) with the expected composition; the
     porosity is measured from the image (label 0) unless given, as in the paper."""
-    a = np.asarray(labels)
-    if a.dtype.kind not in "biu":
-        raise InvalidInputError(f"a label image of integers is needed, got dtype {a.dtype}")
-    if a.size and (int(a.min()) < 0 or int(a.max()) > 2):
-        raise InvalidInputError("labels must be 0 (pore), 1 (CBD), 2 (graphite); found values in "
-                         f"[{int(a.min())}, {int(a.max())}]")
+    a = check_labels(labels, np)
     measured = {k: float(v) for k, v in label_fractions(a).items()}
     phi = measured["pore"] if porosity is None else float(porosity)
     exp = expected_volume_fractions(weight_fractions, densities, phi, graphite=graphite)

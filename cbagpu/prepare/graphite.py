@@ -45,6 +45,7 @@ import numpy as np
 from cbagpu.backend import Backend, get_backend
 from cbagpu.errors import InvalidInputError
 from cbagpu.prepare._morph import check_connectivity, close_ball, remove_small
+from cbagpu.validation import check_mask_3d, check_voxel_size
 
 __all__ = [
     "DEFAULT_CLOSING_RADIUS",
@@ -95,22 +96,10 @@ class GraphiteSegmentation:
         return d
 
 
-def _voxel(voxel_size: float) -> float:
-    s = float(voxel_size)
-    if not np.isfinite(s) or s <= 0:
-        raise InvalidInputError(
-            f"voxel_size must be a positive finite number (nm), got {voxel_size!r}"
-        )
-    return s
-
-
 def check_probability(prob: Any, be: Backend) -> Any:
     """``prob`` as a float32 backend array; ``ValueError`` unless 3D, finite, in [0, 1]."""
     xp = be.xp
-    p = be.asarray(prob)
-    if p.ndim != 3:
-        raise InvalidInputError(f"the graphite probability map must be 3D (z, y, x), got shape "
-                         f"{tuple(p.shape)}")
+    p = check_mask_3d(prob, be.xp, what="the graphite probability map")
     if p.dtype.kind not in "biuf":
         raise InvalidInputError(
             f"the graphite probability map must be numeric, got dtype {p.dtype}"
@@ -170,7 +159,7 @@ def remove_small_components(
     """Remove the components of ``mask`` smaller than ``min_volume`` nm^3 (kept:
     ``voxels * s^3 >= min_volume``). Host bool mask."""
     be = get_backend(backend)
-    s = _voxel(voxel_size)
+    s = check_voxel_size(voxel_size)
     m = be.asarray(mask) != 0
     out, _, _ = remove_small(m, min_volume / s**3, check_connectivity(connectivity), be)
     return be.to_host(out)
@@ -182,7 +171,7 @@ def close_with_ball(
     """Closing of ``mask`` with the digital ball of radius ``radius`` nm (``{d in Z^3 :
     |d| s <= radius}``), exact via two EDTs. Host bool mask."""
     be = get_backend(backend)
-    s = _voxel(voxel_size)
+    s = check_voxel_size(voxel_size)
     if not (np.isfinite(radius) and radius >= 0):
         raise InvalidInputError(f"closing radius must be >= 0 (nm), got {radius!r}")
     return be.to_host(close_ball(be.asarray(mask) != 0, radius / s, be))
@@ -263,13 +252,9 @@ def segment_graphite(
         closing_radius: ball radius in nm (step 4); 0 disables the closing.
     """
     be = get_backend(backend)
-    s = _voxel(voxel_size)
+    s = check_voxel_size(voxel_size)
     _check_settings(quantile, quantile_over, threshold, min_volume, closing_radius, connectivity)
-    sol = be.asarray(solid)
-    if sol.ndim != 3:
-        raise InvalidInputError(
-            f"a 3D solid mask (z, y, x) is needed, got shape {tuple(sol.shape)}"
-        )
+    sol = check_mask_3d(solid, be.xp, what="the solid mask")
     sol = sol if sol.dtype == bool else sol != 0
     p = check_probability(prob, be)
     if p.shape != sol.shape:

@@ -230,7 +230,7 @@ def prepare(
     n_in, n_out = int(np.prod(shape_in)), int(np.prod(shape_out))
     check_fits(max(_BYTES_NATIVE * n_in + 4 * n_out, _BYTES_TARGET * n_out),
                be.available_memory(), f"prepare of a {shape_in} image",
-               "GPU" if be.name == "cupy" else "host")
+               be.memory_name)
     kz, ky, kx = factors
     prob = graphite_prob[::kz, ::ky, ::kx] if prob_needs_resampling else graphite_prob
     if isinstance(prob, np.ndarray):  # sub-sampled on the host, before any device copy

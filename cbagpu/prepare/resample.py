@@ -21,10 +21,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from cbagpu.errors import InvalidInputError
+from cbagpu.validation import AXIS_NAMES, check_voxel_size
 
 __all__ = ["AXES", "as_voxel_sizes", "resample", "resample_factors", "resampled_shape"]
 
-AXES = ("z", "y", "x")
+#: Deprecated alias of :data:`cbagpu.validation.AXIS_NAMES` (kept for one release).
+AXES = AXIS_NAMES
 _REL_TOL = 1e-6
 
 
@@ -47,10 +49,8 @@ def as_voxel_sizes(voxel_size: float | Sequence[float]) -> tuple[float, float, f
             raise InvalidInputError(
                 f"voxel_size needs one value (cubic) or three values (z, y, x), got {len(sizes)}"
             )
-    for ax, s in zip(AXES, sizes, strict=True):
-        if not math.isfinite(s) or s <= 0:
-            raise InvalidInputError(f"voxel size along {ax} must be a positive finite number (nm), "
-                             f"got {s!r}")
+    for ax, s in zip(AXIS_NAMES, sizes, strict=True):
+        check_voxel_size(s, f"voxel size along {ax}")
     return sizes  # type: ignore[return-value]
 
 
@@ -85,11 +85,9 @@ def resample_factors(
     naming the axis and suggesting the nearest target that every axis allows.
     """
     sizes = as_voxel_sizes(voxel_size)
-    to = float(to_voxel_size)
-    if not math.isfinite(to) or to <= 0:
-        raise InvalidInputError(f"to_voxel_size must be a positive finite number (nm), got {to!r}")
+    to = check_voxel_size(to_voxel_size, "to_voxel_size")
     factors = []
-    for ax, s in zip(AXES, sizes, strict=True):
+    for ax, s in zip(AXIS_NAMES, sizes, strict=True):
         q = to / s
         if q < 1 - _REL_TOL:
             raise InvalidInputError(

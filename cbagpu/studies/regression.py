@@ -22,6 +22,7 @@ and counted in ``n_excluded``.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -290,3 +291,16 @@ def fit_linear(V1: Any, M: Any, *, confidence: float = 0.95) -> LinearFit:
         c1=c[0], c0=c[1], r2=_r2(m, m - res.residuals), n=int(v.size), dof=res.dof,
         residual_std=res.sigma, confidence=float(confidence),
     )
+
+
+def predict_eq28(fit: Mapping[str, Any], rows: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """M-hat = eps^a beta^b / tau^c (Eq. 28) of the fitted coefficients ``fit`` (``"a"``,
+    ``"b"``, ``"c"`` with ``"value"``) for table rows with ``epsilon``, ``constrictivity``
+    and ``geodesic_tortuosity``; b = 0 gives beta^0 = 1 even where beta = 0."""
+    a, b, c = (fit[k]["value"] for k in "abc")
+    eps = np.array([r["epsilon"] for r in rows], dtype=float)
+    beta = np.array([r["constrictivity"] for r in rows], dtype=float)
+    tau = np.array([r["geodesic_tortuosity"] for r in rows], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        bterm = np.ones_like(beta) if b == 0 else beta**b
+        return eps**a * bterm / tau**c

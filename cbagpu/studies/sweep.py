@@ -28,6 +28,7 @@ import itertools
 import json
 import math
 import time
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,8 +36,8 @@ from typing import Any
 
 import numpy as np
 
-from cbagpu.atomic import save_figure_atomic, write_text_atomic
 from cbagpu.errors import InvalidInputError
+from cbagpu.io.atomic import write_text_atomic
 from cbagpu.params import PARAM_NAMES, TABLE3_LAMBDA_X, CBAParams
 from cbagpu.studies.tasks import (
     Task,
@@ -343,121 +344,6 @@ def _csv_text(rows: Sequence[Mapping[str, Any]], vary_names: Sequence[str]) -> s
     return buf.getvalue()
 
 
-def _x_axis(rows: Sequence[Mapping[str, Any]], vary_names: Sequence[str]) -> tuple[str, str]:
-    if len({r["V1"] for r in rows}) > 1:
-        return "V1", "volume fraction V1 of graphite (model, Eq. 10)"
-    if vary_names:
-        return vary_names[0], vary_names[0]
-    return "seed", "seed"
-
-
-def _plot(path: Path, rows: Sequence[Mapping[str, Any]], fits: Mapping[str, Any],
-          vary_names: Sequence[str], title: str) -> str | None:
-    """Figure-8-like plot, written atomically; returns a message when it cannot be made."""
-    try:
-        import matplotlib
-    except ImportError:
-        return "plot skipped: matplotlib is not installed (pip install matplotlib)"
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    xkey, xlabel = _x_axis(rows, vary_names)
-    colours = {"solid": "tab:blue", "pore": "tab:red"}
-    fig, axes = plt.subplots(2, 3, figsize=(14, 8))
-    panels = [("epsilon", "volume fraction ε"), ("constrictivity", "constrictivity β"),
-              ("geodesic_tortuosity", "mean geodesic tortuosity τ"), ("M", "M-factor M")]
-    for ax, (col, lab) in zip(axes.ravel()[:4], panels, strict=True):
-        for ph in PHASES:
-            rs = [r for r in rows if r["phase"] == ph]
-            xs = sorted({r[xkey] for r in rs})
-            vals = [[r[col] for r in rs if r[xkey] == x and math.isfinite(r[col])] for x in xs]
-            keep = [i for i, v in enumerate(vals) if v]
-            if not keep:
-                continue
-            x = np.array([xs[i] for i in keep])
-            mean = np.array([np.mean(vals[i]) for i in keep])
-            lo = mean - np.array([np.min(vals[i]) for i in keep])
-            hi = np.array([np.max(vals[i]) for i in keep]) - mean
-            ax.errorbar(x, mean, yerr=[lo, hi], marker="o", ms=4, capsize=3,
-                        color=colours[ph], label=f"{ph} M" if col == "M" else ph)
-            if col == "M":
-                f28 = fits[ph]["eq28"]
-                if "error" not in f28:
-                    mh = _predict28(f28, rs)
-                    mm = [np.mean([m for r, m in zip(rs, mh, strict=True) if r[xkey] == xv
-                                   and math.isfinite(m)] or [np.nan]) for xv in x]
-                    ax.plot(x, mm, "--", color=colours[ph], label=f"{ph} M̂ (Eq. 28)")
-                f29 = fits[ph].get("eq29", {})
-                if "error" not in f29 and xkey == "V1":
-                    ax.plot(x, f29["c1"]["value"] * x + f29["c0"]["value"], ":",
-                            color=colours[ph], label=f"{ph} M̃ (Eq. 29)")
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(lab)
-        ax.legend(fontsize=7)
-    ax = axes.ravel()[4]
-    for ph in PHASES:
-        rs = [r for r in rows if r["phase"] == ph]
-        f28 = fits[ph]["eq28"]
-        if "error" in f28:
-            continue
-        mh = _predict28(f28, rs)
-        ax.scatter([r["M"] for r in rs], mh, s=12, color=colours[ph],
-                   label=f"{ph}: a={f28['a']['value']:.3g}, b={f28['b']['value']:.3g}, "
-                         f"c={f28['c']['value']:.3g}, R²={f28['r2']:.3f}")
-    pos = [r["M"] for r in rows if math.isfinite(r["M"]) and r["M"] > 0]
-    if pos:  # log axes: the solid phase's M is ~100x below the pore phase's
-        lim = [min(pos) / 1.5, max(pos) * 1.5]
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-    else:
-        lim = [0.0, 1e-3]
-    ax.plot(lim, lim, color="0.5", lw=0.8)
-    ax.set_xlabel("M (transport, Eq. 27)")
-    ax.set_ylabel("M̂ (Eq. 28)")
-    ax.set_title("regression of Eq. 28")
-    ax.legend(fontsize=7)
-    ax = axes.ravel()[5]
-    ax.axis("off")
-    lines = []
-    for ph in (*PHASES, "both"):
-        f = fits[ph]
-        e28 = f["eq28"]
-        lines.append(f"{ph}: {f['n_rows']} rows, {f['non_percolating']} not percolating")
-        lines.append("  Eq. 28: " + (e28["error"][:60] if "error" in e28 else
-                     ", ".join(_coef_text(e28, k) for k in "abc")))
-        if "eq29" in f:
-            e29 = f["eq29"]
-            lines.append("  Eq. 29: " + (e29["error"][:60] if "error" in e29 else
-                         ", ".join(_coef_text(e29, k) for k in ("c1", "c0"))))
-    ax.text(0.0, 1.0, "\n".join(lines), va="top", ha="left", family="monospace", fontsize=7,
-            transform=ax.transAxes)
-    fig.suptitle(title)
-    fig.tight_layout()
-    try:
-        save_figure_atomic(fig, path, dpi=100)
-    finally:
-        plt.close(fig)
-    return None
-
-
-def _coef_text(fit: Mapping[str, Any], name: str) -> str:
-    c = fit[name]
-    lo, hi = c["ci"]
-    if lo is None:
-        return f"{name}={c['value']:.3g}"
-    return f"{name}={c['value']:.3g} [{lo:.3g}, {hi:.3g}]"
-
-
-def _predict28(f28: Mapping[str, Any], rs: Sequence[Mapping[str, Any]]) -> np.ndarray:
-    a, b, c = (f28[k]["value"] for k in "abc")
-    eps = np.array([r["epsilon"] for r in rs])
-    beta = np.array([r["constrictivity"] for r in rs])
-    tau = np.array([r["geodesic_tortuosity"] for r in rs])
-    with np.errstate(divide="ignore", invalid="ignore"):
-        bterm = np.ones_like(beta) if b == 0 else beta**b
-        return eps**a * bterm / tau**c
-
-
 # ------------------------------------------------------------------------------- sweep
 def _check_inputs(realizations: Any, shape: Any, voxel_size: Any, seed: Any) -> tuple:
     if isinstance(realizations, bool) or not isinstance(realizations, (int, np.integer)) \
@@ -493,7 +379,7 @@ def sweep(
     workers: int | None = None,
     progress: Callable[[int, int, float | None], None] | None = None,
     *,
-    plot: bool = True,
+    plot: bool | None = None,
     tol: float | None = None,
 ) -> SweepResult:
     """Virtual materials testing (Section 3.4): every combination of ``vary`` x realizations.
@@ -511,7 +397,9 @@ def sweep(
         ``DIR/fits.json``, ``DIR/figure8.png`` are written. ``None``: nothing is stored.
         A DIR holding a sweep with other settings is refused (ValueError).
     scheduler, workers, progress : see :func:`cbagpu.studies.tasks.run_tasks`.
-    plot : write the Figure-8-like plot (needs matplotlib; without it a message says so).
+    plot : deprecated; the library no longer draws. ``True`` still writes ``DIR/figure8.png``
+        (through :func:`cbagpu.plots.plot_sweep`, with a DeprecationWarning); draw a
+        returned result with :func:`cbagpu.plots.plot_sweep` instead.
     tol : transport tolerance (default :data:`cbagpu.transport.DEFAULT_TOL`).
 
     Rows of a phase that does not percolate are kept (M = 0, tau = inf) and left out of the
@@ -594,17 +482,24 @@ def sweep(
         files["results"] = str(out / "results.csv")
         write_text_atomic(out / "fits.json", json.dumps(fits, indent=2) + "\n")
         files["fits"] = str(out / "fits.json")
-        if plot:
-            title = (f"sweep of {', '.join(vary_t) or 'nothing'}: {realizations} realizations, "
-                     f"{shp[0]}x{shp[1]}x{shp[2]} at {vs:g} nm")
-            msg = _plot(out / "figure8.png", rows, fits, list(vary_t), title)
-            if msg is None:
-                files["plot"] = str(out / "figure8.png")
-            else:
-                messages.append(msg)
-    return SweepResult(
+    result = SweepResult(
         rows=tuple(rows), fits=fits, vary=vary_t, files=files, n_tasks=len(tasks),
         n_computed=len(tasks) - n_stored, seconds=time.perf_counter() - t_start,
         task_seconds={k: float(r["seconds"]["total"]) for k, r in results.items()},
         messages=tuple(messages),
     )
+    if plot and out is not None:
+        warnings.warn("sweep(plot=True) is deprecated: draw the result with "
+                      "cbagpu.plots.plot_sweep(result, path)", DeprecationWarning, stacklevel=2)
+        from cbagpu.plots import plot_sweep
+
+        files["plot"] = str(plot_sweep(result, out / "figure8.png", title=sweep_title(
+            vary_t, realizations, shp, vs)))
+    return result
+
+
+def sweep_title(vary: Sequence[str], realizations: int, shape: Sequence[int],
+                voxel_size: float) -> str:
+    """The title of a sweep's Figure 8."""
+    return (f"sweep of {', '.join(vary) or 'nothing'}: {realizations} realizations, "
+            f"{shape[0]}x{shape[1]}x{shape[2]} at {voxel_size:g} nm")

@@ -28,8 +28,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cbagpu.atomic import write_text_atomic
-from cbagpu.errors import InvalidInputError
+from cbagpu.errors import BackendUnavailableError, InvalidInputError, TasksFailedError
+from cbagpu.io.atomic import write_text_atomic
+from cbagpu.memory import usable_cores
 
 __all__ = ["Task", "TaskStore", "run_tasks", "validate_key", "usable_cores"]
 
@@ -189,18 +190,18 @@ def _lookup(obj: Any, path: str) -> str:
     return _short(cur)
 
 
-def usable_cores() -> int:
-    """CPU cores this process may use (``os.sched_getaffinity`` where available)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
+#: Errors that are not one task's failure: re-raised as they are instead of being collected
+#: into a TasksFailedError.
+_NOT_A_TASK_FAILURE = (InvalidInputError, BackendUnavailableError)
 
 
 def _uses_cupy(tasks: Sequence[Task]) -> bool:
+    """Whether any task asks for the GPU backend (by name, or "auto" with a GPU here)."""
     for t in tasks:
         b = t.kwargs.get("backend")
         name = getattr(b, "name", b)
+        # backend identity: a task's backend is a name string resolved on the worker; it is
+        # read here, without constructing a GPU backend in the scheduling process
         if name == "cupy":
             return True
         if name == "auto":
@@ -327,6 +328,8 @@ def run_tasks(
         for t in pending:
             try:
                 r = _call(t.fn, t.kwargs)
+            except _NOT_A_TASK_FAILURE:
+                raise  # bad input or a missing backend: every task would fail the same way
             except Exception as e:  # noqa: BLE001 - reported below, others go on
                 failed[t.key] = f"{type(e).__name__}: {e}"
                 prog.step()
@@ -338,9 +341,10 @@ def run_tasks(
     if failed:
         lines = "; ".join(f"{k}: {failed[k]}" for k in sorted(failed)[:5])
         more = f" (and {len(failed) - 5} more)" if len(failed) > 5 else ""
-        raise RuntimeError(
+        raise TasksFailedError(
             f"{len(failed)} of {len(tasks)} tasks failed: {', '.join(sorted(failed))}"
-            f" -- {lines}{more}; finished results are kept, run again to resume"
+            f" -- {lines}{more}; finished results are kept, run again to resume",
+            failed,
         )
     return {t.key: results[t.key] for t in tasks}
 
@@ -393,8 +397,8 @@ def _run_dask(
     try:
         from distributed import Client, LocalCluster, as_completed
     except ImportError as e:  # pragma: no cover - dask is an optional extra
-        raise RuntimeError(
-            "running studies on Dask needs dask[distributed] (pip install 'cbagpu[dask]'); "
+        raise ImportError(
+            "running studies on Dask needs the dask extra (pip install 'cbagpu[dask]'); "
             "use workers=1 for the in-process loop"
         ) from e
 
@@ -417,6 +421,8 @@ def _run_dask(
                 key = futures[fut.key][0]
                 if fut.status == "error":
                     exc = fut.exception()
+                    if isinstance(exc, _NOT_A_TASK_FAILURE):
+                        raise exc
                     failed[key] = f"{type(exc).__name__}: {exc}"
                     prog.step()
                 elif fut.status == "cancelled":

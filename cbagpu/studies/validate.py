@@ -41,11 +41,12 @@ from typing import Any
 
 import numpy as np
 
-from cbagpu.atomic import write_text_atomic
-from cbagpu.backend import Backend, get_backend
+from cbagpu.backend import BACKEND_NAMES, Backend, get_backend
 from cbagpu.errors import InvalidInputError
+from cbagpu.io.atomic import save_npy_atomic, write_text_atomic
 from cbagpu.params import CBAParams
 from cbagpu.prepare.resample import resample, resampled_shape
+from cbagpu.validation import check_axis, check_voxel_size
 
 __all__ = [
     "CURVES",
@@ -78,7 +79,6 @@ MIN_VOXELS = 16
 #: Version of the task results' layout (part of the store's spec).
 TASK_FORMAT = 1
 
-_AXES = {"z": 0, "y": 1, "x": 2, 0: 0, 1: 1, 2: 2}
 CSV_COLUMNS: tuple[str, ...] = (
     "factor", "voxel_size", "phase", "descriptor", "unit",
     "image", "model_mean", "model_min", "model_max", "model_n",
@@ -307,19 +307,6 @@ def _finite_or_nan(v: Any) -> float:
     return float("nan") if v is None else float(v)
 
 
-def _save_npy_atomic(path: Path, array: np.ndarray) -> None:
-    """``np.save`` to ``path`` through a temporary file in the same folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.npy")
-    try:
-        np.save(tmp, np.ascontiguousarray(array))
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-# ----------------------------------------------------------------------------- the task
 def _validation_task(*, source: str, factor: int, voxel_size: float, axis: int, backend: str,
                      phases: Sequence[str], labels: np.ndarray | None = None,
                      labels_path: str | None = None,
@@ -475,7 +462,7 @@ def _validation_tasks(labels: np.ndarray, voxel_size: float, fs: Sequence[int],
             pass
         elif inputs is not None:
             path = inputs / f"image-f{f}.npy"
-            _save_npy_atomic(path, resample(labels, voxel_size, s))
+            save_npy_atomic(path, resample(labels, voxel_size, s))
             kw["labels_path"] = str(path.resolve())
         else:
             kw["labels"] = resample(labels, voxel_size, s)
@@ -522,8 +509,10 @@ def validate(
         tasks use (with ``scheduler`` the name is passed as given: the workers resolve it).
     out_dir : if given, finished tasks are stored in ``out_dir/tasks`` (a rerun resumes;
         other settings in the same directory are refused) and ``validation.csv`` and
-        ``validation.json`` are written there (atomically); ``plot=True`` adds
-        ``figure5.png``, ``figure6.png``, ``figure7.png`` (needs matplotlib).
+        ``validation.json`` are written there (atomically).
+    plot : deprecated (the library no longer draws): ``True`` still adds ``figure5.png``,
+        ``figure6.png``, ``figure7.png`` to ``out_dir`` through
+        :func:`cbagpu.plots.plot_validation`, with a DeprecationWarning.
     scheduler, workers, progress : as :func:`cbagpu.studies.tasks.run_tasks` (``workers=1``:
         plain in-process loop; default: a local Dask cluster sized to the machine).
 
@@ -538,19 +527,13 @@ def validate(
 
     if not isinstance(params, CBAParams):
         raise InvalidInputError(f"params must be a CBAParams, got {type(params).__name__}")
-    if isinstance(voxel_size, bool) or not isinstance(voxel_size, (int, float, np.number)):
-        raise InvalidInputError(f"voxel_size must be a number (nm), got {voxel_size!r}")
-    voxel_size = float(voxel_size)
-    if not (math.isfinite(voxel_size) and voxel_size > 0):
-        raise InvalidInputError(f"voxel_size must be finite and > 0 (nm), got {voxel_size!r}")
+    voxel_size = check_voxel_size(voxel_size)
     if isinstance(realizations, bool) or not isinstance(realizations, (int, np.integer)) \
             or realizations < 1:
         raise InvalidInputError(f"realizations must be an integer >= 1, got {realizations!r}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InvalidInputError(f"seed must be an integer >= 0, got {seed!r}")
-    if axis not in _AXES:
-        raise InvalidInputError(f"axis must be 0, 1, 2, 'z', 'y' or 'x', got {axis!r}")
-    ax = _AXES[axis]
+    ax = check_axis(axis)
     realizations, seed = int(realizations), int(seed)
     labels = _host_labels(image)
     shape = tuple(int(n) for n in labels.shape)
@@ -558,7 +541,10 @@ def validate(
     if plot:
         if out_dir is None:
             raise InvalidInputError("plot=True needs out_dir (the figures are written there)")
-        from cbagpu.studies.figures import require_matplotlib
+        warnings.warn("validate(plot=True) is deprecated: draw the result with "
+                      "cbagpu.plots.plot_validation(result, folder)", DeprecationWarning,
+                      stacklevel=2)
+        from cbagpu.plots import require_matplotlib
 
         require_matplotlib()
     if isinstance(backend, Backend):
@@ -567,7 +553,7 @@ def validate(
         be_name = get_backend(backend).name
     else:
         be_name = str(backend)
-        if be_name not in ("auto", "numpy", "cupy"):
+        if be_name not in BACKEND_NAMES:
             get_backend(be_name)  # raises the usual error for an unknown name
 
     digest = image_sha256(labels)
@@ -604,7 +590,7 @@ def validate(
     if out_dir is not None:
         write_tables(res, out_dir)
         if plot:
-            from cbagpu.studies.figures import plot_validation
+            from cbagpu.plots import plot_validation
 
             plot_validation(res, out_dir)
     return res

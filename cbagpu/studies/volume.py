@@ -28,14 +28,10 @@ package version) into the same path is refused, so chunks of two generations nev
 
 from __future__ import annotations
 
-import argparse
 import errno
-import json
 import math
 import numbers
 import os
-import shutil
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -47,14 +43,12 @@ import numpy as np
 
 from cbagpu.backend import Backend, get_backend
 from cbagpu.errors import InvalidInputError
-from cbagpu.io import (
-    _fsync_dir,
-    _normalise_metadata,
-    _Staging,
-    _zarr_module,
-    check_writable,
-    create_zarr_array,
-    image_metadata,
+from cbagpu.io.formats import _normalise_metadata, check_writable, image_metadata
+from cbagpu.io.zarr_store import (
+    create_store_atomically,
+    finish_store,
+    read_store_attrs,
+    zarr_module,
 )
 from cbagpu.memory import InsufficientMemoryError, format_bytes, host_available_memory
 from cbagpu.params import CBAParams
@@ -67,7 +61,6 @@ from cbagpu.simulate.realization import (
     validate_voxel_size,
     validate_window,
 )
-from cbagpu.studies.progress import add_cluster_options, progress_printer
 from cbagpu.studies.tasks import Task, TaskStore, _diff, _lookup, run_tasks, usable_cores
 
 __all__ = [
@@ -75,11 +68,9 @@ __all__ = [
     "INCOMPLETE_ATTR",
     "TASKS_DIR",
     "ZarrGeneration",
-    "add_generate_options",
     "chunk_grid",
     "generate_zarr",
     "normalise_chunks",
-    "run_generate_zarr",
 ]
 
 #: Folder inside the store holding the TaskStore of a running generation (hidden: Zarr keys
@@ -183,7 +174,7 @@ def _generate_chunk(
         CBAParams.from_dict(params), tuple(shape), voxel_size, seed,
         origin=tuple(origin), backend=backend,
     )
-    arr = _zarr_module().open_array(store=path, mode="r+")
+    arr = zarr_module().open_array(store=path, mode="r+")
     region = tuple(slice(s, s + n) for s, n in zip(start, shape, strict=True))
     arr[region] = labels
     counts = np.bincount(labels.ravel(), minlength=3)
@@ -210,7 +201,7 @@ def _probe_worker(backend: str) -> dict[str, Any]:
     try:
         be = get_backend(backend)
         out["backend"] = be.name
-        out["device"] = be.available_memory() if be.name == "cupy" else None
+        out["device"] = None if be.on_host else be.available_memory()
     except Exception as exc:  # noqa: BLE001 - reported to the caller as a clear error
         out["error"] = f"{type(exc).__name__}: {exc}"
     return out
@@ -242,7 +233,7 @@ def _dask_cuda_available() -> bool:
 
 
 def _plan_local(
-    backend: str | Backend, workers: int | None, n_tasks: int, est_for: Callable[[str], Any],
+    backend: str | Backend, workers: int | None, n_tasks: int, est_for: Callable[[Any], Any],
     what: str,
 ) -> tuple[str, int | None]:
     """Resolve the backend here and check that one chunk per local worker fits.
@@ -252,19 +243,17 @@ def _plan_local(
     the in-process loop on this process's GPU (several processes on one GPU only compete).
     """
     be = get_backend(backend)
-    est = est_for(be.name)
+    est = est_for(be)
     per_gpu = 1
-    if workers is None and be.name == "cupy":
+    if workers is None and not be.on_host:
         if _dask_cuda_available():
-            import cupy
-
-            n_workers = max(1, min(int(cupy.cuda.runtime.getDeviceCount()), n_tasks))
+            n_workers = max(1, min(be.device_count(), n_tasks))
         else:
             workers = n_workers = 1
     else:
         n_workers = 1 if workers == 1 else max(1, min(workers or usable_cores(), n_tasks))
         per_gpu = n_workers  # without dask-cuda every process shares the current GPU
-    device = be.available_memory() / per_gpu if be.name == "cupy" else None
+    device = None if be.on_host else be.available_memory() / per_gpu
     _check_chunk_fits(
         est, host_available_memory() / n_workers, device, what,
         f"use smaller chunks (--chunks) or fewer workers ({n_workers} now)",
@@ -273,7 +262,7 @@ def _plan_local(
 
 
 def _plan_remote(
-    backend: str | Backend, scheduler: str, est_for: Callable[[str], Any], what: str
+    backend: str | Backend, scheduler: str, est_for: Callable[[Any], Any], what: str
 ) -> str:
     """Resolve the backend on a worker of the running cluster and check its memory."""
     name = backend.name if isinstance(backend, Backend) else backend
@@ -301,25 +290,9 @@ def _spec_of(attrs: dict[str, Any]) -> dict[str, Any]:
     return {k: attrs.get(k) for k in _SPEC_KEYS}
 
 
-def _create_store(store: Path, shape: tuple[int, ...], chunks: tuple[int, ...],
-                  attrs: dict[str, Any]) -> None:
-    """An empty uint8 array (fill value 0) with ``attrs``, as io.write_image creates it."""
-    create_zarr_array(store, shape, chunks, np.uint8, attrs, fill_value=0)
-
-
-def _read_attrs(path: Path) -> dict[str, Any] | None:
-    """The attributes of the array at ``path``, or None when it is no readable Zarr array."""
-    zarr = _zarr_module()
-    try:
-        arr = zarr.open_array(store=str(path), mode="r")
-        return json.loads(json.dumps(dict(arr.attrs)))
-    except Exception:  # noqa: BLE001 - any failure means "not a store of ours"
-        return None
-
-
 def _check_existing(path: Path, spec: dict[str, Any]) -> dict[str, Any]:
     """Attributes of an existing store of the same generation; refuse anything else."""
-    attrs = _read_attrs(path)
+    attrs = read_store_attrs(path)
     if attrs is None or attrs.get("generator") != GENERATOR:
         raise FileExistsError(
             errno.EEXIST,
@@ -340,36 +313,20 @@ def _check_existing(path: Path, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _open_or_create(path: Path, spec: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
-    """Attributes of the store at ``path``, creating it (atomically, by rename) if absent."""
-    if os.path.lexists(path):
-        return _check_existing(path, spec)
-    with _Staging() as st:
-        tmp = st.directory(path)
-        _create_store(tmp, tuple(attrs["shape"]), tuple(attrs["chunks"]), attrs)
-        TaskStore(tmp / TASKS_DIR).check_spec(spec)
-        try:
-            os.rename(tmp, path)
-        except OSError:
-            if not os.path.lexists(path):
-                raise
-            # another call created it meanwhile: fall through to the checks
-        else:
-            st.forget(tmp)
-            _fsync_dir(path.parent)
-            return attrs
+    """Attributes of the store at ``path``, creating it (atomically, by rename) if absent;
+    an existing store must be this generation (:func:`_check_existing`)."""
+    if create_store_atomically(path, attrs,
+                               prepare=lambda tmp: TaskStore(tmp / TASKS_DIR).check_spec(spec)):
+        return attrs
     return _check_existing(path, spec)
 
 
 def _finish_store(path: Path, label_counts: list[int]) -> None:
     """Mark the store complete (attributes rewritten atomically), then drop the TaskStore."""
-    arr = _zarr_module().open_array(store=str(path), mode="r+")
-    attrs = json.loads(json.dumps(dict(arr.attrs)))
-    attrs.pop(INCOMPLETE_ATTR, None)
-    attrs["label_counts"] = {"pore": label_counts[0], "cbd": label_counts[1],
-                             "graphite": label_counts[2]}
-    attrs["completed"] = datetime.now(UTC).isoformat(timespec="seconds")
-    arr.attrs.put(attrs)
-    shutil.rmtree(path / TASKS_DIR, ignore_errors=True)
+    finish_store(path, {"label_counts": {"pore": label_counts[0], "cbd": label_counts[1],
+                                         "graphite": label_counts[2]},
+                        "completed": datetime.now(UTC).isoformat(timespec="seconds")},
+                 drop_attrs=(INCOMPLETE_ATTR,), remove=(TASKS_DIR,))
 
 
 def _fractions(counts: Sequence[int]) -> dict[str, float]:
@@ -456,8 +413,8 @@ def generate_zarr(
     kernel = field_kernel(params.to_voxel(s).eta)
     grid = chunk_grid(shape, chunks_t)
 
-    def est_for(name: str) -> MemoryEstimate:
-        return estimate_memory(chunks_t, kernel, name)
+    def est_for(backend: Any) -> MemoryEstimate:
+        return estimate_memory(chunks_t, kernel, backend)
 
     what = f"a {chunks_t[0]}x{chunks_t[1]}x{chunks_t[2]} chunk at {s:g} nm"
     if scheduler is None:
@@ -520,64 +477,3 @@ def generate_zarr(
 
 
 # ------------------------------------------------------------------------------ CLI
-def add_generate_options(parser: argparse.ArgumentParser) -> None:
-    """Add ``--chunks``, ``--scheduler`` and ``--workers`` to ``cbagpu generate``."""
-    g = parser.add_argument_group("block-wise generation (Zarr, on Dask)")
-    g.add_argument(
-        "--chunks", type=int, nargs="+", default=None, metavar="N",
-        help="generate block by block into a .zarr store with chunks of N voxels (or Z Y X); "
-        "an interrupted run resumes when run again with the same command",
-    )
-    add_cluster_options(g, "the chunks", "; needs --chunks")
-
-
-def run_generate_zarr(args: argparse.Namespace) -> int:
-    """``cbagpu generate ... --out big.zarr --chunks 512 [--scheduler A | --workers N]``."""
-    from cbagpu.cli import _load_params, _print_json
-    from cbagpu.theory import model_theory
-
-    if not str(args.out).lower().endswith(".zarr"):
-        raise InvalidInputError(
-            f"--chunks writes a .zarr store: --out must end in .zarr, got {args.out}"
-        )
-    if len(args.chunks) not in (1, 3):
-        raise InvalidInputError(
-            f"--chunks takes 1 or 3 values (N or Z Y X), got {len(args.chunks)}"
-        )
-    chunks = args.chunks[0] if len(args.chunks) == 1 else tuple(args.chunks)
-    params = _load_params(args)
-    th = model_theory(params, args.voxel_size)
-    try:
-        r = generate_zarr(
-            params, tuple(args.shape), args.voxel_size, args.seed, args.out,
-            chunks=chunks, origin=tuple(args.origin), backend=args.backend,
-            scheduler=args.scheduler, workers=args.workers,
-            progress=progress_printer(not args.quiet, label="chunks"),
-        )
-    except RuntimeError as exc:  # some chunks failed: the others are kept
-        print(f"cbagpu generate: error: {str(exc).replace(chr(10), ' ')}", file=sys.stderr)
-        return 1
-    theory = {"pore": th.pore, "cbd": th.cbd, "graphite": th.graphite}
-    if args.json:
-        _print_json({
-            "out": r.path, "shape": list(r.shape), "chunks": list(r.chunks),
-            "origin": list(r.origin), "voxel_size": float(args.voxel_size), "seed": args.seed,
-            "params": params.to_dict(), "fractions": r.fractions, "theory": theory,
-            "solid_fraction": {"measured": 1 - r.fractions["pore"], "theory": th.V},
-            "tasks": {"total": r.tasks_total, "computed": r.tasks_computed,
-                      "reused": r.tasks_reused},
-            "seconds": r.seconds, "backend": r.backend,
-        })
-        return 0
-    z, y, x = r.shape
-    print(f"wrote {r.path}  ({z}x{y}x{x} voxels at {args.voxel_size:g} nm in chunks of "
-          f"{'x'.join(map(str, r.chunks))}, seed {args.seed}, origin {r.origin}, "
-          f"backend {r.backend})")
-    print(f"  chunks: {r.tasks_total} ({r.tasks_computed} generated now, "
-          f"{r.tasks_reused} kept from an earlier run)")
-    print(f"  {'phase':9s} {'measured':>9s} {'theory':>9s}")
-    for k in ("pore", "cbd", "graphite"):
-        print(f"  {k:9s} {r.fractions[k]:9.4f} {theory[k]:9.4f}")
-    print(f"  {'solid':9s} {1 - r.fractions['pore']:9.4f} {th.V:9.4f}")
-    print(f"  time {r.seconds:.2f} s")
-    return 0

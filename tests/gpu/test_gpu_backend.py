@@ -8,16 +8,10 @@ import numpy as np
 import pytest
 
 from cbagpu import generate, preset
-from cbagpu.backend import get_backend
 from cbagpu.simulate.grf import field_kernel, gaussian_field
 
 pytestmark = pytest.mark.gpu
 PAPER = preset("paper")
-
-
-@pytest.fixture(scope="module")
-def cp_backend():
-    return get_backend("cupy")
 
 
 def test_field_matches_between_backends(cp_backend):

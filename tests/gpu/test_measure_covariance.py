@@ -7,17 +7,11 @@ import numpy as np
 import pytest
 
 from cbagpu import generate, preset
-from cbagpu.backend import get_backend
 from cbagpu.measure.covariance import two_point_coverage
 from cbagpu.measure.phases import phase_mask
 
 pytestmark = pytest.mark.gpu
 PAPER = preset("paper")
-
-
-@pytest.fixture(scope="module")
-def cp_backend():
-    return get_backend("cupy")
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cbagpu import generate, preset
 from cbagpu.backend import get_backend
 from cbagpu.measure.cpsd import cpsd, local_thickness
 from cbagpu.measure.intrusion import constrictivity, intrusion
@@ -18,8 +17,8 @@ pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture(scope="module")
-def labels():
-    return generate(preset("paper"), (72, 80, 96), 20, 3, backend="numpy")
+def labels(paper_window):
+    return paper_window((72, 80, 96), 20, 3)
 
 
 @pytest.mark.parametrize("phase", ["pore", "solid"])
@@ -38,13 +37,17 @@ def test_local_thickness_and_cpsd_match_numpy(labels, phase):
 
 @pytest.mark.parametrize("phase", ["pore", "solid"])
 @pytest.mark.parametrize("axis,side", [(0, "low"), ("x", "high")])
-def test_intrusion_and_constrictivity_match_numpy(labels, phase, axis, side):
+@pytest.mark.parametrize("method", ["auto", "labels"])
+def test_intrusion_and_constrictivity_match_numpy(labels, phase, axis, side, method):
+    """The GPU's default (CUDA widest-path sweeps) and its per-level labelling against the
+    NumPy backend's default (the Numba flood)."""
     cp = get_backend("cupy")
     mask = phase_mask(labels, phase)
     a = intrusion(mask, 20.0, axis=axis, side=side, backend="numpy")
-    b = intrusion(cp.asarray(mask), 20.0, axis=axis, side=side, backend=cp)
+    b = intrusion(cp.asarray(mask), 20.0, axis=axis, side=side, backend=cp, method=method)
     np.testing.assert_array_equal(b.value, a.value)
     assert b.r_min == a.r_min
     ca = constrictivity(mask, 20.0, axis=axis, side=side, backend="numpy")
-    cb = constrictivity(cp.asarray(mask), 20.0, axis=axis, side=side, backend=cp)
+    cb = constrictivity(cp.asarray(mask), 20.0, axis=axis, side=side, backend=cp,
+                        method=method)
     assert cb.beta == ca.beta and cb.r_max == ca.r_max and cb.r_min == ca.r_min

@@ -10,7 +10,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from cbagpu import generate, preset
 from cbagpu.backend import get_backend
 from cbagpu.measure import _intrusion_kernels as K
 from cbagpu.measure import cpsd as cpsd_mod
@@ -21,8 +20,8 @@ pytestmark = pytest.mark.gpu
 
 
 @pytest.fixture(scope="module")
-def labels():
-    return generate(preset("paper"), (72, 80, 96), 20, 3, backend="numpy")
+def labels(paper_window):
+    return paper_window((72, 80, 96), 20, 3)
 
 
 @pytest.mark.parametrize("phase", ["pore", "solid"])
@@ -31,7 +30,7 @@ def test_levels_and_bottleneck_match_cupy(labels, phase, axis, side):
     cp = get_backend("cupy")
     npb = get_backend("numpy")
     mask = phase_mask(labels, phase)
-    F_np, grid_np, mg_np, _ = intrusion_mod._levels_any(npb, mask, None)
+    F_np, grid_np, mg_np, _ = intrusion_mod._levels_any(npb, mask, None, "flood")
     F_cp, grid_cp, mg_cp, _ = cpsd_mod._levels(cp, cp.asarray(mask), None)
     np.testing.assert_array_equal(grid_np, grid_cp)
     np.testing.assert_array_equal(mg_np, mg_cp)

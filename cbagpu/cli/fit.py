@@ -1,21 +1,22 @@
-"""``cbagpu fit IMAGE``: calibrate the model to a segmented image (paper Section 3.2).
-
-Wiring (in cbagpu/cli.py): ``from cbagpu.fit import cli as fit_cli``;
-``fit_cli.add_parser(sub)`` registers the subcommand (``set_defaults(func=run)``).
-"""
+"""``cbagpu fit IMAGE``: calibrate the model to a segmented image (paper Section 3.2)."""
 
 from __future__ import annotations
 
 import argparse
-import json
-import sys
-import time
+import os
 import warnings
+from pathlib import Path
 from typing import Any
 
-from cbagpu.cli import add_run_options
-
-__all__ = ["add_parser", "run"]
+from cbagpu.cli.common import (
+    UsageError,
+    add_plot_option,
+    add_run_options,
+    print_json,
+    say,
+    stage_printer,
+    voxel_size_of,
+)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -32,8 +33,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="voxel edge length in nm (default: from the file's metadata)")
     p.add_argument("--out", required=True, metavar="PARAMS.json",
                    help="fitted parameters (loadable by 'cbagpu generate --params')")
-    p.add_argument("--plot", metavar="FIT.png", default=None,
-                   help="plot Figure 4 (rho), Figure A2 (CPSD per theta) and Table 1 residuals")
+    add_plot_option(p, "Figure 4 (rho), Figure A2 (CPSD per theta) and the Table 1 residuals")
     p.add_argument("--realizations", type=int, default=3,
                    help="model realizations per theta (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the realizations (default 0)")
@@ -44,27 +44,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _err(msg: str) -> int:
-    print(f"cbagpu fit: error: {msg}", file=sys.stderr)
-    return 2
-
-
-def _progress(enabled: bool):
-    if not enabled:
-        return None
-    start = time.perf_counter()
-
-    def show(stage: str, done: int, total: int) -> None:
-        print(f"[{time.perf_counter() - start:7.1f} s] {stage} {done}/{total}",
-              file=sys.stderr, flush=True)
-
-    return show
-
-
 def _unwritable(path: str | None) -> str | None:
-    import os
-    from pathlib import Path
-
     if path is None:
         return None
     p = Path(path)
@@ -79,48 +59,49 @@ def _unwritable(path: str | None) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``cbagpu fit``; returns the exit status (2 and a one-line message on bad input)."""
+    """Run ``cbagpu fit``; bad input raises (exit status 2, one line)."""
     import numpy as np
 
+    from cbagpu.fit.calibrate import FitWarning, fit
     from cbagpu.io import read_image
 
-    from .calibrate import FitWarning, fit
-    from .report import plot_report
-
-    try:
-        labels, meta = read_image(args.image)
-    except FileNotFoundError:
-        return _err(f"image not found: {args.image}")
-    except (OSError, ValueError, ImportError) as exc:
-        return _err(f"cannot read {args.image}: {exc}")
-    voxel_size = args.voxel_size if args.voxel_size is not None else meta.get("voxel_size")
-    if voxel_size is None:
-        return _err(f"{args.image} has no voxel size in its metadata: pass --voxel-size")
     if args.realizations < 1:
-        return _err(f"--realizations must be >= 1, got {args.realizations}")
+        raise UsageError(f"--realizations must be >= 1, got {args.realizations}")
+    if not 0 <= args.seed < 2**63:
+        raise UsageError(f"--seed must be in [0, 2^63), got {args.seed}")
     if args.plot is not None and not str(args.plot).lower().endswith(".png"):
-        return _err("--plot must name a .png file")
+        raise UsageError("--plot must name a .png file")
     for path in (args.out, args.plot):
         problem = _unwritable(path)
         if problem:
-            return _err(problem)
-    labels = np.asarray(labels)
+            raise UsageError(problem)
+    if args.plot is not None:
+        from cbagpu.plots import require_matplotlib
+
+        require_matplotlib()
     try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", FitWarning)
-            res = fit(labels, float(voxel_size), realizations=args.realizations, seed=args.seed,
-                      grf_roi=args.grf_roi, backend=args.backend,
-                      progress=_progress(not args.quiet))
-    except ValueError as exc:
-        return _err(str(exc).replace("\n", " "))
+        labels, meta = read_image(args.image)
+    except FileNotFoundError:
+        raise UsageError(f"image not found: {args.image}") from None
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {args.image}: {exc}") from None
+    voxel_size = voxel_size_of(args, meta)
+    labels = np.asarray(labels)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", FitWarning)
+        res = fit(labels, float(voxel_size), realizations=args.realizations, seed=args.seed,
+                  grf_roi=args.grf_roi, backend=args.backend,
+                  progress=stage_printer(not args.quiet))
     for w in caught:
         if issubclass(w.category, FitWarning):
-            print(f"cbagpu fit: warning: {w.message}", file=sys.stderr)
+            say("fit", str(w.message), kind="warning")
     res.params.to_json(args.out)
     if args.plot is not None:
-        plot_report(res.report, args.plot)
+        from cbagpu.plots import plot_fit_report
+
+        plot_fit_report(res.report, args.plot)
     if args.json:
-        print(json.dumps(res.to_dict(), indent=2))
+        print_json(res.to_dict())
     else:
         print(res.report.text())
         print(f"parameters written to {args.out}"

@@ -60,16 +60,12 @@ and then deletes the old one; if the second rename fails, the old store is moved
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import json
 import math
 import os
-import shutil
-import tempfile
-import uuid
 import warnings
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -79,6 +75,21 @@ import tifffile
 
 from cbagpu._version import __version__
 from cbagpu.errors import InvalidInputError
+from cbagpu.io.atomic import (
+    Staging as _Staging,
+)
+from cbagpu.io.atomic import (
+    commit_dir as _commit_dir,
+)
+from cbagpu.io.atomic import (
+    commit_file as _commit_file,
+)
+from cbagpu.io.atomic import (
+    commit_pair as _commit_pair,
+)
+from cbagpu.io.atomic import (
+    open_synced as _open_synced,
+)
 
 __all__ = [
     "BIGTIFF_THRESHOLD",
@@ -108,7 +119,6 @@ ZARR_CHUNK: int = 128
 #: Zarr format version of the stores written (readable by zarr-python 2.x and 3.x).
 ZARR_FORMAT: int = 2
 
-_TMP_SUFFIX = ".cbagpu-tmp"
 _SIDECAR_FORMATS = ("npy", "raw")
 _RAW_LAYOUT_KEYS = ("shape", "dtype", "byte_order", "order", "axes")
 _ZARR_HINT = "pip install cbagpu[zarr]"
@@ -324,185 +334,6 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool = True) -> P
                 errno.EISDIR, f"{str(target)!r} is a directory, not a file", str(target)
             )
     return p
-
-
-# --------------------------------------------------------------------------- staging
-
-
-def _umask() -> int:
-    """Return the process umask without changing it where possible."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as fh:
-            for line in fh:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _fsync_dir(directory: Path) -> None:
-    """Flush a directory entry to disk (best effort; not supported everywhere)."""
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _remove(path: Path) -> None:
-    """Remove a file or directory tree, ignoring errors."""
-    try:
-        if path.is_dir() and not path.is_symlink():
-            shutil.rmtree(path, ignore_errors=True)
-        else:
-            path.unlink(missing_ok=True)
-    except OSError:
-        pass
-
-
-class _Staging:
-    """Temporaries next to the destination; removes whatever is not committed on exit."""
-
-    def __init__(self) -> None:
-        self._pending: list[Path] = []
-
-    def __enter__(self) -> _Staging:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        while self._pending:
-            _remove(self._pending.pop())
-
-    def _track(self, path: Path) -> Path:
-        self._pending.append(path)
-        return path
-
-    def forget(self, path: Path) -> None:
-        """Stop tracking ``path`` (it was renamed into place)."""
-        with contextlib.suppress(ValueError):
-            self._pending.remove(path)
-
-    def name(self, dst: Path, tag: str = "") -> Path:
-        """Return (and track) an unused temporary name next to ``dst``; nothing is created."""
-        return self._track(dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:12]}{tag}{_TMP_SUFFIX}"))
-
-    def file(self, dst: Path) -> Path:
-        """Create (and track) an empty temporary file next to ``dst``."""
-        fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=_TMP_SUFFIX, dir=dst.parent)
-        path = self._track(Path(name))
-        os.close(fd)
-        os.chmod(path, 0o666 & ~_umask())
-        return path
-
-    def directory(self, dst: Path) -> Path:
-        """Create (and track) an empty temporary directory next to ``dst``."""
-        path = self._track(
-            Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=_TMP_SUFFIX, dir=dst.parent))
-        )
-        os.chmod(path, 0o777 & ~_umask())
-        return path
-
-
-@contextlib.contextmanager
-def _open_synced(path: Path) -> Iterator[Any]:
-    """Open ``path`` for binary writing and fsync it before closing."""
-    with open(path, "wb") as fh:
-        yield fh
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _place(tmp: Path, dst: Path, overwrite: bool) -> None:
-    """Atomically rename file ``tmp`` to ``dst`` (never replacing it unless ``overwrite``)."""
-    if overwrite:
-        os.replace(tmp, dst)
-        return
-    try:
-        os.link(tmp, dst)  # fails atomically if dst exists
-    except FileExistsError:
-        raise FileExistsError(
-            errno.EEXIST,
-            f"{str(dst)!r} already exists (pass overwrite=True to replace it)",
-            str(dst),
-        ) from None
-    except OSError:  # file system without hard links: check, then rename
-        if os.path.lexists(dst):
-            raise FileExistsError(
-                errno.EEXIST,
-                f"{str(dst)!r} already exists (pass overwrite=True to replace it)",
-                str(dst),
-            ) from None
-        os.replace(tmp, dst)
-    else:
-        tmp.unlink()
-
-
-def _commit_file(st: _Staging, tmp: Path, dst: Path, overwrite: bool) -> None:
-    """Rename a staged file into place."""
-    _place(tmp, dst, overwrite)
-    st.forget(tmp)
-    _fsync_dir(dst.parent)
-
-
-def _commit_pair(
-    st: _Staging,
-    data_tmp: Path,
-    data_dst: Path,
-    side_tmp: Path,
-    side_dst: Path,
-    overwrite: bool,
-) -> None:
-    """Rename a staged sidecar, then its data file, into place; undo the sidecar on error."""
-    backup: Path | None = None
-    if os.path.lexists(side_dst) and overwrite:
-        backup = st.name(side_dst, ".old")
-        shutil.copy2(side_dst, backup)
-    _place(side_tmp, side_dst, overwrite)
-    st.forget(side_tmp)
-    try:
-        _place(data_tmp, data_dst, overwrite)
-    except BaseException:
-        if backup is not None:
-            os.replace(backup, side_dst)
-            st.forget(backup)
-        else:
-            side_dst.unlink(missing_ok=True)
-        raise
-    st.forget(data_tmp)
-    _fsync_dir(data_dst.parent)
-
-
-def _commit_dir(st: _Staging, tmp: Path, dst: Path, overwrite: bool) -> None:
-    """Rename a staged directory into place, replacing an existing one if allowed."""
-    if not os.path.lexists(dst):
-        os.rename(tmp, dst)
-        st.forget(tmp)
-        _fsync_dir(dst.parent)
-        return
-    if not overwrite:
-        raise FileExistsError(
-            errno.EEXIST,
-            f"{str(dst)!r} already exists (pass overwrite=True to replace it)",
-            str(dst),
-        )
-    old = st.name(dst, ".old")
-    os.rename(dst, old)  # the old store is deleted when staging ends
-    try:
-        os.rename(tmp, dst)
-    except BaseException:
-        os.rename(old, dst)
-        st.forget(old)
-        raise
-    st.forget(tmp)
-    _fsync_dir(dst.parent)
 
 
 # --------------------------------------------------------------------------- writers

@@ -1,26 +1,29 @@
-"""``cbagpu sweep``: virtual materials testing (paper Section 3.4, Table 3, Figure 8).
-
-Wiring (in cbagpu/cli.py): ``from cbagpu.studies import sweep_cli``;
-``sweep_cli.add_parser(sub)`` registers the subcommand (``set_defaults(func=run)``).
-"""
+"""``cbagpu sweep``: virtual materials testing (paper Section 3.4, Table 3, Figure 8)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
+from pathlib import Path
 from typing import Any
 
-from cbagpu.studies.progress import add_cluster_options, progress_printer
-
-__all__ = ["add_parser", "progress_printer", "run"]
+from cbagpu.cli.common import (
+    UsageError,
+    add_cluster_options,
+    add_params_args,
+    add_plot_option,
+    add_run_options,
+    check_png_path,
+    load_params,
+    print_json,
+    progress_printer,
+    say,
+    shape_arg,
+)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
     """Register ``sweep`` on an argparse subparsers object; returns the new parser."""
-    from cbagpu.cli import _add_params_args, add_run_options
-
     p = sub.add_parser(
         "sweep",
         help="virtual materials testing: vary parameters, measure eps, beta, tau, M, fit "
@@ -32,7 +35,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "tau^c (Eq. 28) and M_tilde = c1 V1 + c0 (Eq. 29). Each realization is a Dask task; "
         "with --out DIR an interrupted sweep resumes when run again with the same command.",
     )
-    _add_params_args(p)
+    add_params_args(p)
     p.add_argument("--vary", action="append", default=[], metavar="NAME=V1,V2,...",
                    help="values of one parameter (Table 2 units), e.g. "
                         "lambda_x=2.21e-11,3.55e-11 ('lambda_x=table3': the 7 values of "
@@ -46,15 +49,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="write DIR/results.csv, DIR/fits.json, DIR/figure8.png; keep the "
                         "finished tasks in DIR/tasks (resume)")
     add_cluster_options(p)
+    add_plot_option(p, "the Figure-8-like summary (default with --out: DIR/figure8.png)")
     p.add_argument("--no-plot", action="store_true", help="do not write figure8.png")
     add_run_options(p, json_help="print the table rows and the fits as one JSON object")
     p.set_defaults(func=run)
     return p
-
-
-def _err(msg: str) -> int:
-    print(f"cbagpu sweep: error: {msg}", file=sys.stderr)
-    return 2
 
 
 def _fmt(v: Any) -> str:
@@ -72,39 +71,44 @@ def _coef(fit: dict, name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run ``cbagpu sweep``; exit 0, 1 when tasks failed, 2 on bad input."""
-    from cbagpu.cli import UsageError, _load_params
-    from cbagpu.studies.sweep import COLUMNS, parse_vary, sweep
+    """Run ``cbagpu sweep``; exit 0, 1 when tasks failed (TasksFailedError), 2 on bad
+    input."""
+    from cbagpu.studies.sweep import COLUMNS, parse_vary, sweep, sweep_title
 
-    try:
-        params = _load_params(args)
-    except UsageError as e:
-        return _err(str(e))
-    if len(args.shape) == 1:
-        shape = tuple(args.shape) * 3
-    elif len(args.shape) == 3:
-        shape = tuple(args.shape)
-    else:
-        return _err(f"--shape takes 1 or 3 integers, got {len(args.shape)}")
+    params = load_params(args)
+    shape = shape_arg(args.shape)
     if args.workers is not None and args.scheduler is not None:
-        return _err("give either --scheduler or --workers, not both")
-    try:
-        vary = parse_vary(args.vary)
-        res = sweep(
-            params, vary, realizations=args.realizations, shape=shape,
-            voxel_size=args.voxel_size, seed=args.seed, backend=args.backend,
-            out_dir=args.out, scheduler=args.scheduler, workers=args.workers,
-            progress=progress_printer(not args.quiet), plot=not args.no_plot,
-        )
-    except ValueError as e:
-        return _err(str(e))
-    except RuntimeError as e:  # failed tasks: the finished ones are kept in DIR/tasks
-        print(f"cbagpu sweep: {e}", file=sys.stderr)
-        return 1
-    for m in res.messages:
-        print(f"cbagpu sweep: {m}", file=sys.stderr)
+        raise UsageError("give either --scheduler or --workers, not both")
+    check_png_path(args.plot)
+    figure = args.plot
+    if figure is None and args.out is not None and not args.no_plot:
+        figure = str(Path(args.out) / "figure8.png")
+    missing = None
+    if figure is not None:
+        from cbagpu.plots import require_matplotlib
+
+        try:
+            require_matplotlib()
+        except ImportError as exc:
+            if args.plot is not None:
+                raise
+            missing, figure = f"plot skipped: {exc}", None
+    vary = parse_vary(args.vary)
+    res = sweep(
+        params, vary, realizations=args.realizations, shape=shape,
+        voxel_size=args.voxel_size, seed=args.seed, backend=args.backend,
+        out_dir=args.out, scheduler=args.scheduler, workers=args.workers,
+        progress=progress_printer(not args.quiet),
+    )
+    if figure is not None:
+        from cbagpu.plots import plot_sweep
+
+        title = sweep_title(res.vary, args.realizations, shape, args.voxel_size)
+        res.files["plot"] = str(plot_sweep(res, figure, title=title))
+    for m in (*res.messages, *([missing] if missing else [])):
+        say("sweep", m)
     if args.json:
-        print(json.dumps(res.to_dict(), indent=2))
+        print_json(res.to_dict())
         return 0
     names = list(res.vary)
     header = [*names, *COLUMNS]

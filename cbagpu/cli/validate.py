@@ -1,26 +1,28 @@
-"""``cbagpu validate IMAGE``: image vs model across resolutions (Sections 3.3, 4.2; Figs. 5-7).
-
-Wiring (in cbagpu/cli.py): ``from cbagpu.studies import validate_cli``;
-``validate_cli.add_parser(sub)`` registers the subcommand (``set_defaults(func=run)``).
-"""
+"""``cbagpu validate``: a label image against model realizations at several voxel sizes
+(paper Section 3.3, Figures 5-7)."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from cbagpu.cli import add_run_options
-from cbagpu.errors import InvalidInputError
-from cbagpu.studies.progress import add_cluster_options, format_seconds, progress_printer
+from cbagpu.cli.common import (
+    UsageError,
+    add_cluster_options,
+    add_params_args,
+    add_run_options,
+    check_png_path,
+    load_params,
+    print_json,
+    progress_printer,
+    read_labels,
+    say,
+    voxel_size_of,
+)
 from cbagpu.studies.tasks import mixed_versions_message
-
-__all__ = ["add_parser", "format_seconds", "progress_printer", "run"]
 
 _LABELS = {
     "volume_fraction": "volume fraction",
@@ -48,9 +50,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                                  "2 graphite")
     p.add_argument("--voxel-size", type=float, default=None, metavar="NM",
                    help="voxel edge length of the image in nm (default: from its metadata)")
-    p.add_argument("--params", required=True, metavar="FILE.json|PRESET",
-                   help="calibrated parameters: a JSON file (as written by 'cbagpu fit') or a "
-                        "preset name ('paper', 'table3-1'..'table3-7')")
+    add_params_args(p, voxel_size=False, required=True)
     p.add_argument("--realizations", type=int, default=5,
                    help="model realizations per voxel size (default 5)")
     p.add_argument("--factors", type=int, nargs="+", default=[1, 2, 4], metavar="F",
@@ -62,32 +62,13 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR",
                    help="write DIR/validation.csv, DIR/validation.json (and the figures); "
                         "finished tasks are kept in DIR/tasks, so a rerun resumes")
-    p.add_argument("--plot", action="store_true",
-                   help="also write DIR/figure5.png, figure6.png, figure7.png (needs --out "
-                        "and matplotlib)")
+    p.add_argument("--plot", metavar="PATH.png", nargs="?", const=True, default=None,
+                   help="write Figures 5-7 as PATH-figure5.png, PATH-figure6.png, "
+                        "PATH-figure7.png (without PATH: DIR/figure5.png ... of --out)")
     add_cluster_options(p)
     add_run_options(p, json_help="print the table and curves as one JSON object")
     p.set_defaults(func=run)
     return p
-
-
-def _err(msg: str, code: int = 2) -> int:
-    print(f"cbagpu validate: error: {msg}", file=sys.stderr)
-    return code
-
-
-def _load_params(value: str):
-    from cbagpu.params import PRESETS, CBAParams
-
-    if os.path.exists(value):
-        try:
-            return CBAParams.from_json(Path(value))
-        except (OSError, ValueError, TypeError) as exc:
-            raise InvalidInputError(f"bad parameter file {value}: {exc}") from None
-    if value in PRESETS:
-        return PRESETS[value]
-    raise InvalidInputError(f"--params {value}: no such file and not a preset "
-                     f"(presets: {', '.join(PRESETS)})")
 
 
 def _fmt(v: float) -> str:
@@ -116,76 +97,74 @@ def _print_table(res: Any, image: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``cbagpu validate``; exit status 2 on bad input, 1 when tasks failed."""
-    from cbagpu.cli import UsageError, _read_labels
-
-    from .validate import validate
+    from cbagpu.studies.validate import validate
 
     if args.realizations < 1:
-        return _err(f"--realizations must be >= 1, got {args.realizations}")
+        raise UsageError(f"--realizations must be >= 1, got {args.realizations}")
     if args.seed < 0:
-        return _err(f"--seed must be >= 0, got {args.seed}")
+        raise UsageError(f"--seed must be >= 0, got {args.seed}")
     if args.workers is not None and args.workers < 1:
-        return _err(f"--workers must be >= 1, got {args.workers}")
+        raise UsageError(f"--workers must be >= 1, got {args.workers}")
     if args.workers is not None and args.scheduler is not None:
-        return _err("give either --scheduler (a running cluster) or --workers, not both")
-    if args.plot and args.out is None:
-        return _err("--plot needs --out DIR (the figures are written there)")
+        raise UsageError("give either --scheduler (a running cluster) or --workers, not both")
+    if args.plot is True and args.out is None:
+        raise UsageError("--plot needs --out DIR when it names no PATH.png (the figures are "
+                         "written there)")
+    if isinstance(args.plot, str):
+        check_png_path(args.plot)
     if args.out is not None:
         out = Path(args.out)
         if out.exists() and not out.is_dir():
-            return _err(f"--out {args.out} exists and is not a directory")
+            raise UsageError(f"--out {args.out} exists and is not a directory")
         parent = out.parent if str(out.parent) else Path(".")
         if not out.exists() and not parent.is_dir():
-            return _err(f"--out {args.out}: directory {parent} does not exist")
+            raise UsageError(f"--out {args.out}: directory {parent} does not exist")
     if args.plot:
-        from .figures import require_matplotlib
+        from cbagpu.plots import require_matplotlib
 
-        try:
-            require_matplotlib()
-        except ImportError as exc:
-            return _err(str(exc))
+        require_matplotlib()
+    params = load_params(args)
     try:
-        params = _load_params(args.params)
-    except ValueError as exc:
-        return _err(str(exc))
-    try:
-        labels, meta = _read_labels(args.image)
-    except UsageError as exc:
-        return _err(str(exc))
-    except (OSError, ValueError, ImportError) as exc:
-        return _err(f"cannot read {args.image}: {exc}")
-    voxel_size = args.voxel_size if args.voxel_size is not None else meta.get("voxel_size")
-    if voxel_size is None:
-        return _err(f"{args.image} has no voxel size in its metadata: pass --voxel-size")
+        labels, meta = read_labels(args.image)
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, (UsageError, FileNotFoundError)):
+            raise
+        raise UsageError(f"cannot read {args.image}: {exc}") from None
+    voxel_size = voxel_size_of(args, meta)
 
     t = time.perf_counter()
-    try:
-        res = validate(labels, float(voxel_size), params, realizations=args.realizations,
-                       factors=args.factors, seed=args.seed, axis=args.axis,
-                       backend=args.backend, out_dir=args.out, scheduler=args.scheduler,
-                       workers=args.workers, progress=progress_printer(not args.quiet),
-                       plot=args.plot)
-    except ValueError as exc:
-        return _err(str(exc).replace("\n", " "))
-    except RuntimeError as exc:  # failed tasks: the finished ones are stored
-        return _err(str(exc).replace("\n", " "), code=1)
+    res = validate(labels, float(voxel_size), params, realizations=args.realizations,
+                   factors=args.factors, seed=args.seed, axis=args.axis,
+                   backend=args.backend, out_dir=args.out, scheduler=args.scheduler,
+                   workers=args.workers, progress=progress_printer(not args.quiet))
+    figures = _draw(res, args)
     seconds = time.perf_counter() - t
-    files = []
-    if args.out is not None:
-        names = ["validation.csv", "validation.json"]
-        if args.plot:
-            names += ["figure5.png", "figure6.png", "figure7.png"]
-        files = [str(Path(args.out) / n) for n in names]
+    files = [str(Path(args.out) / n) for n in ("validation.csv", "validation.json")
+             ] if args.out is not None else []
+    files += figures
     if args.json:
         d = res.to_dict()
         d["meta"]["image_path"] = str(args.image)
         d["meta"]["seconds"] = seconds
         d["meta"]["files"] = files
-        print(json.dumps(d, indent=1))
+        print_json(d, indent=1)
         return 0
     mixed = mixed_versions_message(res.versions)
     if mixed:
-        print(f"cbagpu validate: warning: {mixed}", file=sys.stderr)
+        say("validate", mixed, kind="warning")
     _print_table(res, args.image)
     print(f"  time {seconds:.1f} s" + (f"; written: {', '.join(files)}" if files else ""))
     return 0
+
+
+def _draw(res: Any, args: argparse.Namespace) -> list[str]:
+    """Figures 5-7 for ``--plot`` (a path: PATH-figure5.png ...; bare: into --out)."""
+    if not args.plot:
+        return []
+    from cbagpu.plots import FIGURE_FILES, plot_validation
+
+    if args.plot is True:
+        return [str(p) for p in plot_validation(res, args.out)]
+    base = Path(args.plot)
+    paths = [base.with_name(f"{base.stem}-{name}") for name in FIGURE_FILES]
+    return [str(p) for p in plot_validation(res, base.parent, paths=paths)]

@@ -1,0 +1,297 @@
+"""What every command of the ``cbagpu`` command line shares: the parser, the options with
+one meaning everywhere, parameters from ``--params FILE`` or ``--preset NAME``, reading a
+label image, strict JSON printing, progress lines on stderr and the error exit.
+
+Exit status: 0 done; 1 the work ran but did not succeed (tasks of a study failed, a
+transport solve did not converge); 2 bad input, an unavailable backend, a request too
+large for memory, a bad path or a missing optional extra (one line on stderr,
+``cbagpu <command>: error: ...``); anything else is a bug and shows its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+from cbagpu.errors import (
+    BackendUnavailableError,
+    CbagpuError,
+    InsufficientMemoryError,
+    InvalidInputError,
+    TasksFailedError,
+)
+
+__all__ = [
+    "Parser",
+    "UsageError",
+    "add_cluster_options",
+    "add_params_args",
+    "add_plot_option",
+    "add_run_options",
+    "check_png_path",
+    "exit_status",
+    "format_seconds",
+    "load_params",
+    "print_json",
+    "progress_printer",
+    "read_labels",
+    "say",
+    "shape_arg",
+    "stage_printer",
+]
+
+#: Errors that mean "the input was not acceptable" (exit status 2).
+USAGE_ERRORS: tuple[type[BaseException], ...] = (
+    InvalidInputError,
+    ValueError,
+    BackendUnavailableError,
+    InsufficientMemoryError,
+    FileExistsError,
+    FileNotFoundError,
+    PermissionError,
+    IsADirectoryError,
+    NotADirectoryError,
+    ImportError,
+)
+
+
+class UsageError(InvalidInputError):
+    """Bad input found by the command line itself (exit status 2)."""
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with a one-line error and exit status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+# ------------------------------------------------------------------------------ options
+def add_run_options(p: argparse.ArgumentParser, json_help: str = "print one JSON object",
+                    backend: bool = True, quiet: bool = True) -> None:
+    """``--backend``, ``--json`` and ``--quiet``: the options every job command shares."""
+    if backend:
+        p.add_argument("--backend", choices=("auto", "numpy", "cupy"), default="auto",
+                       help="array backend (default auto: the GPU where one is usable)")
+    p.add_argument("--json", action="store_true", help=json_help)
+    if quiet:
+        p.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def add_params_args(p: argparse.ArgumentParser, *, voxel_size: bool = True,
+                    required: bool = False) -> None:
+    """``--preset NAME`` or ``--params FILE`` (one of them; default the paper's preset
+    unless ``required``) and, with ``voxel_size``, the required ``--voxel-size NM``."""
+    g = p.add_mutually_exclusive_group(required=required)
+    g.add_argument("--preset", default=None, metavar="NAME",
+                   help="parameter preset: 'paper' (Table 2" + ("" if required else
+                        ", default") + ") or 'table3-1'..'table3-7'")
+    g.add_argument("--params", metavar="FILE.json", default=None,
+                   help="parameter file with the keys lambda_x, alpha1, alpha2, gamma, mu, "
+                   "eta, theta, lambda_y (Table 2 units, nm based), as 'cbagpu fit' writes it")
+    if voxel_size:
+        p.add_argument("--voxel-size", type=float, required=True, metavar="NM",
+                       help="voxel edge length s in nm")
+
+
+def add_plot_option(p: argparse.ArgumentParser, what: str) -> None:
+    """``--plot PATH.png``: the one spelling of "draw the result" on every command."""
+    p.add_argument("--plot", metavar="PATH.png", default=None, help=f"write {what} as a PNG")
+
+
+def add_cluster_options(parser: Any, what: str = "the tasks", needs: str = "") -> None:
+    """``--scheduler ADDRESS`` and ``--workers N`` (see :func:`cbagpu.studies.tasks.run_tasks`)."""
+    parser.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS",
+        help=f"address of a running dask.distributed scheduler (tcp://host:8786) to send "
+        f"{what} to (the output must be on a file system the workers share){needs}")
+    parser.add_argument(
+        "--workers", type=int, default=None, metavar="N",
+        help="local Dask worker processes (default: one per usable core, or one per GPU "
+        f"with dask-cuda); 1: plain in-process loop, no Dask{needs}")
+
+
+# ------------------------------------------------------------------------------- inputs
+def load_params(args: argparse.Namespace) -> Any:
+    """The :class:`~cbagpu.params.CBAParams` of ``--params FILE`` or ``--preset NAME``
+    (default ``paper``). A preset name given to ``--params`` is accepted too (the spelling
+    of ``cbagpu validate`` before 0.2)."""
+    from cbagpu.params import PRESETS, CBAParams, preset
+
+    path = getattr(args, "params", None)
+    if path is not None:
+        if not os.path.exists(path) and path in PRESETS:
+            return PRESETS[path]
+        try:
+            return CBAParams.from_json(path)
+        except FileNotFoundError:
+            raise UsageError(f"parameter file not found: {path} (no such file and not a "
+                             f"preset; presets: {', '.join(PRESETS)})") from None
+        except (OSError, ValueError, TypeError) as exc:
+            raise UsageError(f"bad parameter file {path}: {exc}") from None
+    return preset(getattr(args, "preset", None) or "paper")
+
+
+def read_labels(path: str) -> tuple[Any, dict[str, Any]]:
+    """A 3-D label image with labels 0, 1, 2 and its metadata (errors name the file)."""
+    from cbagpu.io import read_image
+    from cbagpu.validation import check_labels
+
+    try:
+        labels, meta = read_image(path)
+    except FileNotFoundError:
+        raise UsageError(f"image not found: {path}") from None
+    try:
+        return check_labels(labels, what="labels"), meta
+    except InvalidInputError as exc:
+        raise UsageError(f"{path}: {exc}") from None
+
+
+def voxel_size_of(args: argparse.Namespace, meta: dict[str, Any]) -> float:
+    """``--voxel-size``, else the image's metadata, else a UsageError."""
+    v = args.voxel_size if args.voxel_size is not None else meta.get("voxel_size")
+    if v is None:
+        raise UsageError(f"{args.image} has no voxel size in its metadata: pass --voxel-size")
+    return float(v)
+
+
+def shape_arg(values: list[int], what: str = "--shape") -> tuple[int, int, int]:
+    """N (a cube) or Z Y X."""
+    if len(values) == 1:
+        return (int(values[0]),) * 3  # type: ignore[return-value]
+    if len(values) == 3:
+        return tuple(int(v) for v in values)  # type: ignore[return-value]
+    raise UsageError(f"{what} takes 1 or 3 integers, got {len(values)}")
+
+
+def check_png_path(path: str | None, option: str = "--plot") -> None:
+    """``path`` must end in .png and lie in a writable folder (checked before any work)."""
+    if path is None:
+        return
+    from cbagpu.io import check_writable
+
+    if not str(path).lower().endswith(".png"):
+        raise UsageError(f"{option} must name a .png file, got {path}")
+    check_writable(str(path)[:-4] + ".npy")  # the folder's checks (exists, writable)
+
+
+# ------------------------------------------------------------------------------ outputs
+def _strict(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _strict(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_strict(v) for v in obj]
+    return obj
+
+
+def print_json(obj: Any, indent: int = 2) -> None:
+    """Print ``obj`` as strict JSON (NaN and infinities become null)."""
+    print(json.dumps(_strict(obj), indent=indent, allow_nan=False))
+
+
+def say(command: str, message: str, *, kind: str = "") -> None:
+    """One line on stderr: ``cbagpu <command>: [kind: ]message``."""
+    print(f"cbagpu {command}: {kind + ': ' if kind else ''}{message}", file=sys.stderr)
+
+
+def format_seconds(seconds: float) -> str:
+    """'40 s', '3 min', '1.5 h'."""
+    if seconds < 60:
+        return f"{max(0.0, seconds):.0f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _line_writer(stream: Any) -> Callable[[str, bool], None]:
+    """Writes a progress line: one updating line on a terminal, plain lines otherwise."""
+    tty = bool(getattr(stream, "isatty", lambda: False)())
+
+    def write(msg: str, last: bool) -> None:
+        if tty:
+            print("\r" + msg.ljust(60), end="\n" if last else "", file=stream, flush=True)
+        else:
+            print(msg, file=stream, flush=True)
+
+    return write
+
+
+def stage_printer(enabled: bool, stream: Any = None
+                  ) -> Callable[[str, int, int], None] | None:
+    """A ``progress(stage, done, total)`` callback (generate, describe, fit) printing
+    ``[  12.3 s] stage 3/10`` to stderr, or None when disabled (``--quiet``)."""
+    if not enabled:
+        return None
+    write = _line_writer(stream if stream is not None else sys.stderr)
+    start = time.perf_counter()
+
+    def show(stage: str, done: int, total: int) -> None:
+        write(f"[{time.perf_counter() - start:7.1f} s] {stage} {done}/{total}", done >= total)
+
+    return show
+
+
+def progress_printer(enabled: bool, stream: Any = None, label: str = "tasks"
+                     ) -> Callable[[int, int, float | None], None] | None:
+    """A ``progress(done, total, seconds_left)`` callback (the studies) printing '<label>
+    12/35, 3 min left' to stderr, or None when disabled."""
+    if not enabled:
+        return None
+    write = _line_writer(stream if stream is not None else sys.stderr)
+
+    def show(done: int, total: int, seconds_left: float | None) -> None:
+        if done >= total:
+            left = "done"
+        elif seconds_left is None:
+            left = "time left unknown"
+        else:
+            left = f"{format_seconds(seconds_left)} left"
+        write(f"{label} {done}/{total}, {left}", done >= total)
+
+    return show
+
+
+def iteration_printer(enabled: bool, stream: Any = None
+                      ) -> Callable[[int, float], None] | None:
+    """A ``progress(iteration, flux_spread)`` callback (transport), or None."""
+    if not enabled:
+        return None
+    write = _line_writer(stream if stream is not None else sys.stderr)
+    start = time.perf_counter()
+
+    def show(it: int, spread: float) -> None:
+        write(f"[{time.perf_counter() - start:7.1f} s] iteration {it}: flux spread "
+              f"{spread:.2e}", False)
+
+    return show
+
+
+# --------------------------------------------------------------------------- the exit
+def exit_status(command: str, exc: BaseException) -> int | None:
+    """The exit status for an exception a command raised (printing its one line), or None
+    for an exception that is a bug (the caller re-raises it: a traceback)."""
+    msg = str(exc).replace("\n", " ")
+    if isinstance(exc, TasksFailedError):
+        say(command, msg, kind="error")
+        return 1
+    if isinstance(exc, USAGE_ERRORS):
+        say(command, msg, kind="error")
+        return 2
+    if isinstance(exc, CbagpuError):
+        say(command, msg, kind="error")
+        return 1
+    return None
+
+
+def file_list(out: str | None, names: list[str]) -> list[str]:
+    """Paths of ``names`` inside the folder ``out`` (none without ``out``)."""
+    return [] if out is None else [str(Path(out) / n) for n in names]

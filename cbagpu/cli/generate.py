@@ -1,0 +1,169 @@
+"""``cbagpu generate``: write one window of a realization of the model (Eq. 4), or a
+volume of any size block by block into a Zarr store (``--chunks``, on Dask, resumable)."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import Any
+
+from cbagpu.cli.common import (
+    UsageError,
+    add_cluster_options,
+    add_params_args,
+    add_run_options,
+    load_params,
+    print_json,
+    progress_printer,
+    stage_printer,
+)
+
+
+def add_parser(sub: Any) -> argparse.ArgumentParser:
+    """Register ``generate`` on an argparse subparsers object."""
+    g = sub.add_parser(
+        "generate",
+        help="write one realization (window) of the model",
+        description="Generate the window origin + [0, shape) of one realization "
+        "and write it with its metadata.",
+    )
+    add_params_args(g)
+    g.add_argument("--shape", type=int, nargs=3, required=True, metavar=("Z", "Y", "X"))
+    g.add_argument("--seed", type=int, required=True)
+    g.add_argument(
+        "--origin",
+        type=int,
+        nargs=3,
+        default=(0, 0, 0),
+        metavar=("Z", "Y", "X"),
+        help="global voxel index of the window's first voxel (default 0 0 0)",
+    )
+    g.add_argument(
+        "--out", required=True, help="output file: .tif/.tiff (ImageJ), .npy, .raw (+ .json), .zarr"
+    )
+    add_run_options(g)
+    c = g.add_argument_group("block-wise generation (Zarr, on Dask)")
+    c.add_argument(
+        "--chunks", type=int, nargs="+", default=None, metavar="N",
+        help="generate block by block into a .zarr store with chunks of N voxels (or Z Y X); "
+        "an interrupted run resumes when run again with the same command",
+    )
+    add_cluster_options(c, "the chunks", "; needs --chunks")
+    g.set_defaults(func=run)
+    return g
+
+
+
+def run(args: argparse.Namespace) -> int:
+    """``cbagpu generate``: one window of a realization (or a block-wise .zarr store)."""
+    from cbagpu.io import check_writable, write_image
+    from cbagpu.simulate.realization import realize
+    from cbagpu.theory import model_theory
+
+
+    if args.chunks is not None:  # block-wise generation to .zarr on Dask
+        return _run_chunked(args)
+    if args.scheduler is not None or args.workers is not None:
+        raise UsageError("--scheduler and --workers need --chunks (block-wise generation "
+                         "to .zarr)")
+    params = load_params(args)
+    check_writable(args.out, overwrite=True)
+    th = model_theory(params, args.voxel_size)
+    r = realize(
+        params,
+        tuple(args.shape),
+        args.voxel_size,
+        args.seed,
+        origin=tuple(args.origin),
+        backend=args.backend,
+        progress=stage_printer(not args.quiet),
+    )
+    t = time.perf_counter()
+    path = write_image(args.out, r.labels, r.metadata())
+    r.timings["write"] = time.perf_counter() - t
+    lab = r.labels
+    n = lab.size
+    import numpy as np
+
+    counts = np.bincount(lab.ravel(), minlength=3)
+    fractions = {"pore": counts[0] / n, "cbd": counts[1] / n, "graphite": counts[2] / n}
+    theory = {"pore": th.pore, "cbd": th.cbd, "graphite": th.graphite}
+    seconds = r.timings["total"] + r.timings["write"]
+    if args.json:
+        print_json(
+            {
+                "out": str(path),
+                "shape": list(lab.shape),
+                "origin": list(r.origin),
+                "voxel_size": r.voxel_size,
+                "seed": r.seed,
+                "params": params.to_dict(),
+                "fractions": {k: float(v) for k, v in fractions.items()},
+                "theory": theory,
+                "solid_fraction": {"measured": float(1 - fractions["pore"]), "theory": th.V},
+                "seconds": seconds,
+                "timings": r.timings,
+                "backend": r.backend,
+            }
+        )
+        return 0
+    z, y, x = lab.shape
+    print(
+        f"wrote {path}  ({z}x{y}x{x} voxels at {r.voxel_size:g} nm, seed {r.seed}, "
+        f"origin {tuple(r.origin)}, backend {r.backend})"
+    )
+    print(f"  {'phase':9s} {'measured':>9s} {'theory':>9s}")
+    for k in ("pore", "cbd", "graphite"):
+        print(f"  {k:9s} {fractions[k]:9.4f} {theory[k]:9.4f}")
+    print(f"  {'solid':9s} {1 - fractions['pore']:9.4f} {th.V:9.4f}")
+    tm = ", ".join(f"{k} {v:.2f} s" for k, v in r.timings.items() if k != "total")
+    print(f"  time {seconds:.2f} s ({tm})")
+    return 0
+
+
+def _run_chunked(args: argparse.Namespace) -> int:
+    """``cbagpu generate ... --out big.zarr --chunks 512 [--scheduler A | --workers N]``."""
+    from cbagpu.studies.volume import generate_zarr
+    from cbagpu.theory import model_theory
+
+    if not str(args.out).lower().endswith(".zarr"):
+        raise UsageError(
+            f"--chunks writes a .zarr store: --out must end in .zarr, got {args.out}"
+        )
+    if len(args.chunks) not in (1, 3):
+        raise UsageError(
+            f"--chunks takes 1 or 3 values (N or Z Y X), got {len(args.chunks)}"
+        )
+    chunks = args.chunks[0] if len(args.chunks) == 1 else tuple(args.chunks)
+    params = load_params(args)
+    th = model_theory(params, args.voxel_size)
+    r = generate_zarr(
+        params, tuple(args.shape), args.voxel_size, args.seed, args.out,
+        chunks=chunks, origin=tuple(args.origin), backend=args.backend,
+        scheduler=args.scheduler, workers=args.workers,
+        progress=progress_printer(not args.quiet, label="chunks"),
+    )
+    theory = {"pore": th.pore, "cbd": th.cbd, "graphite": th.graphite}
+    if args.json:
+        print_json({
+            "out": r.path, "shape": list(r.shape), "chunks": list(r.chunks),
+            "origin": list(r.origin), "voxel_size": float(args.voxel_size), "seed": args.seed,
+            "params": params.to_dict(), "fractions": r.fractions, "theory": theory,
+            "solid_fraction": {"measured": 1 - r.fractions["pore"], "theory": th.V},
+            "tasks": {"total": r.tasks_total, "computed": r.tasks_computed,
+                      "reused": r.tasks_reused},
+            "seconds": r.seconds, "backend": r.backend,
+        })
+        return 0
+    z, y, x = r.shape
+    print(f"wrote {r.path}  ({z}x{y}x{x} voxels at {args.voxel_size:g} nm in chunks of "
+          f"{'x'.join(map(str, r.chunks))}, seed {args.seed}, origin {r.origin}, "
+          f"backend {r.backend})")
+    print(f"  chunks: {r.tasks_total} ({r.tasks_computed} generated now, "
+          f"{r.tasks_reused} kept from an earlier run)")
+    print(f"  {'phase':9s} {'measured':>9s} {'theory':>9s}")
+    for k in ("pore", "cbd", "graphite"):
+        print(f"  {k:9s} {r.fractions[k]:9.4f} {theory[k]:9.4f}")
+    print(f"  {'solid':9s} {1 - r.fractions['pore']:9.4f} {th.V:9.4f}")
+    print(f"  time {r.seconds:.2f} s")
+    return 0
