@@ -58,7 +58,7 @@ from types import ModuleType
 from typing import Any
 
 from cbagpu.io.atomic import write_json_atomic as _write_json_atomic
-from cbagpu.memory import usable_cores
+from cbagpu.memory import host_available_memory, usable_cores
 
 __all__ = [
     "Case",
@@ -320,10 +320,10 @@ def _meminfo_mib(key: str) -> float | None:
     return None
 
 
-def available_host_bytes() -> int | None:
-    """``MemAvailable`` from ``/proc/meminfo`` in bytes (``None`` when unknown)."""
-    mib = _meminfo_mib("MemAvailable")
-    return None if mib is None else int(mib * MIB)
+def available_host_bytes() -> int:
+    """Host memory available to new allocations, in bytes (the package's own reading:
+    :func:`cbagpu.memory.host_available_memory`)."""
+    return host_available_memory()
 
 
 def _os_name() -> str:

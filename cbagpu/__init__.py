@@ -9,9 +9,15 @@ Public API (arrays in, arrays out)::
 """
 
 from cbagpu._version import __version__
-from cbagpu.backend import BackendUnavailableError, get_backend, gpu_available
+from cbagpu.backend import get_backend, gpu_available
+from cbagpu.errors import (
+    BackendUnavailableError,
+    CbagpuError,
+    InsufficientMemoryError,
+    InvalidInputError,
+    TasksFailedError,
+)
 from cbagpu.measure.describe import Description, PhaseDescription, describe
-from cbagpu.memory import InsufficientMemoryError
 from cbagpu.params import PRESETS, CBAParams, VoxelParams, preset
 from cbagpu.simulate import (
     Components,
@@ -27,12 +33,15 @@ __all__ = [
     "PRESETS",
     "BackendUnavailableError",
     "CBAParams",
+    "CbagpuError",
     "Components",
     "Description",
     "InsufficientMemoryError",
+    "InvalidInputError",
     "ModelTheory",
     "PhaseDescription",
     "Realization",
+    "TasksFailedError",
     "VoxelParams",
     "__version__",
     "describe",

@@ -41,6 +41,7 @@ __all__ = [
     "load_params",
     "print_json",
     "progress_printer",
+    "read_image_arg",
     "read_labels",
     "say",
     "shape_arg",
@@ -139,15 +140,21 @@ def load_params(args: argparse.Namespace) -> Any:
     return preset(getattr(args, "preset", None) or "paper")
 
 
-def read_labels(path: str) -> tuple[Any, dict[str, Any]]:
-    """A 3-D label image with labels 0, 1, 2 and its metadata (errors name the file)."""
+def read_image_arg(path: str, what: str = "image") -> tuple[Any, dict[str, Any]]:
+    """:func:`cbagpu.io.read_image` of a command's input (a missing file names ``what``)."""
     from cbagpu.io import read_image
-    from cbagpu.validation import check_labels
 
     try:
-        labels, meta = read_image(path)
+        return read_image(path)
     except FileNotFoundError:
-        raise UsageError(f"image not found: {path}") from None
+        raise UsageError(f"{what} not found: {path}") from None
+
+
+def read_labels(path: str) -> tuple[Any, dict[str, Any]]:
+    """A 3-D label image with labels 0, 1, 2 and its metadata (errors name the file)."""
+    from cbagpu.validation import check_labels
+
+    labels, meta = read_image_arg(path)
     try:
         return check_labels(labels, what="labels"), meta
     except InvalidInputError as exc:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cbagpu.cli.common import UsageError, print_json
+from cbagpu.cli.common import UsageError, print_json, read_image_arg
 
 
 def parse_mapping(text: str, what: str) -> dict[str, float]:
@@ -56,15 +56,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return c
 
 
-def _read(path: str, what: str) -> tuple[Any, dict[str, Any]]:
-    from cbagpu.io import read_image
-
-    try:
-        return read_image(path)
-    except FileNotFoundError:
-        raise UsageError(f"{what} not found: {path}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     """``cbagpu composition``: expected additive volume fractions."""
     from cbagpu.prepare.composition import check_composition, expected_volume_fractions
@@ -79,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             f"got {args.porosity:g}")
     measured = None
     if args.labels is not None:
-        labels, _ = _read(args.labels, "label image")
+        labels, _ = read_image_arg(args.labels, "label image")
         chk = check_composition(labels, wt, rho, args.porosity)
         comp, measured, diff = chk.expected, chk.measured, chk.difference
     else:

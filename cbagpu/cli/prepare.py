@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from cbagpu.cli.common import UsageError, add_run_options, print_json
+from cbagpu.cli.common import UsageError, add_run_options, print_json, read_image_arg
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -60,15 +60,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _read(path: str, what: str) -> tuple[Any, dict[str, Any]]:
-    from cbagpu.io import read_image
-
-    try:
-        return read_image(path)
-    except FileNotFoundError:
-        raise UsageError(f"{what} not found: {path}") from None
-
-
 def run(args: argparse.Namespace) -> int:
     """``cbagpu prepare``: segmentation outputs -> label image."""
     from cbagpu.io import check_writable, write_image
@@ -83,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     check_writable(args.out, overwrite=True)
     note = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
     note(f"reading {args.solid} and {args.graphite_prob}")
-    solid, _ = _read(args.solid, "solid image")
-    prob, _ = _read(args.graphite_prob, "graphite probability map")
+    solid, _ = read_image_arg(args.solid, "solid image")
+    prob, _ = read_image_arg(args.graphite_prob, "graphite probability map")
     vs = args.voxel_size[0] if len(args.voxel_size) == 1 else tuple(args.voxel_size)
     note("preparing (clean-up, slice removal, graphite labelling)")
     r = prepare(

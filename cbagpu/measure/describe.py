@@ -212,3 +212,17 @@ def describe(
         if progress is not None:
             progress(p, i + 1, len(phases))
     return Description(float(voxel_size), ax, tuple(int(n) for n in lab.shape), out, be.name)
+
+
+def __getattr__(name: str) -> Any:
+    """``plot_description`` moved to :func:`cbagpu.plots.plot_description` (deprecated alias,
+    kept for one release)."""
+    if name == "plot_description":
+        import warnings
+
+        from cbagpu.plots import plot_description
+
+        warnings.warn("cbagpu.measure.describe.plot_description moved to "
+                      "cbagpu.plots.plot_description", DeprecationWarning, stacklevel=2)
+        return plot_description
+    raise AttributeError(f"module 'cbagpu.measure.describe' has no attribute {name!r}")
