@@ -48,6 +48,7 @@ def _copy(study, tmp_path: Path) -> Path:
 
 
 # ----------------------------------------------------------------------------- content
+@pytest.mark.slow  # the module's study fixture takes ~15 s on 2 cores
 def test_table_shape_and_files(study):
     res, out = study
     assert sorted(p.name for p in out.iterdir()) == ["tasks", "validation.csv", "validation.json"]
@@ -78,6 +79,7 @@ def test_table_shape_and_files(study):
     assert js == json.loads(json.dumps(res.to_dict()))
 
 
+@pytest.mark.slow  # the module's study fixture takes ~15 s on 2 cores
 def test_values_match_direct_computation(study, image):
     """Image rows = describe(image[::f, ::f, ::f]) at f*s; model rows = describe of the
     realization generated at f*s with the down-sampled shape and the seed (parameters
@@ -111,6 +113,7 @@ def test_values_match_direct_computation(study, image):
             assert row.model_max == np.max(row.model_values)
 
 
+@pytest.mark.slow  # the module's study fixture takes ~15 s on 2 cores
 def test_internal_consistency(study):
     """Solid and pore share one interface (same S_V) and fill the window (V + V' = 1); the
     centred C(h) of both starts at V(1 - V). (For h > 0 the two differ by the edge term
@@ -134,6 +137,7 @@ def test_internal_consistency(study):
 
 
 # ------------------------------------------------------------------------------ resume
+@pytest.mark.slow  # the module's study fixture takes ~15 s on 2 cores
 def test_resume_computes_only_missing_tasks(study, image, tmp_path, monkeypatch):
     res, out = study
     dst = _copy(study, tmp_path)
@@ -159,6 +163,7 @@ def test_resume_computes_only_missing_tasks(study, image, tmp_path, monkeypatch)
     assert calls == []
 
 
+@pytest.mark.slow  # the module's study fixture takes ~15 s on 2 cores
 def test_other_settings_in_the_same_directory_are_refused(study, image, tmp_path):
     dst = _copy(study, tmp_path)
     with pytest.raises(ValueError, match=r"other settings: params\.lambda_y"):
@@ -326,6 +331,7 @@ def _cli(argv: list[str]) -> int:
     return main(argv)
 
 
+@pytest.mark.slow  # the module's study fixture takes ~15 s on 2 cores
 def test_cli_resumes_study_and_writes_tables_and_figures(study, image, tmp_path, capsys):
     from cbagpu.io import write_image
 
