@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -190,19 +189,12 @@ def check_png_path(path: str | None, option: str = "--plot") -> None:
 
 
 # ------------------------------------------------------------------------------ outputs
-def _strict(obj: Any) -> Any:
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _strict(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_strict(v) for v in obj]
-    return obj
-
-
 def print_json(obj: Any, indent: int = 2) -> None:
-    """Print ``obj`` as strict JSON (NaN and infinities become null)."""
-    print(json.dumps(_strict(obj), indent=indent, allow_nan=False))
+    """Print ``obj`` as strict JSON (NaN and infinities become null, as in every JSON file
+    cbagpu writes: :func:`cbagpu.io.atomic.json_safe`)."""
+    from cbagpu.io.atomic import json_safe
+
+    print(json.dumps(json_safe(obj), indent=indent, allow_nan=False))
 
 
 def say(command: str, message: str, *, kind: str = "") -> None:

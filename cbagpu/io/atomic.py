@@ -21,9 +21,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import json
+import math
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +40,8 @@ __all__ = [
     "commit_dir",
     "commit_file",
     "commit_pair",
+    "json_safe",
+    "remove_stale_temporaries",
     "save_figure_atomic",
     "save_npy_atomic",
     "umask",
@@ -88,22 +93,81 @@ def remove_path(path: Path) -> None:
         pass
 
 
+def _pid_of(tmp_name: str) -> int | None:
+    """The writer's process id recorded in a temporary's name (``.NAME.<pid>-<random>``)."""
+    token = tmp_name.removesuffix(TMP_SUFFIX).rsplit(".", 1)[-1]
+    pid, sep, _ = token.partition("-")
+    return int(pid) if sep and pid.isdigit() else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # it exists but belongs to someone else
+        return True
+    return True
+
+
+def remove_stale_temporaries(dst: Path) -> list[Path]:
+    """Remove the temporaries of ``dst`` left by writers that no longer run (a ``kill -9``
+    during a write); temporaries of a running writer stay. Returns what was removed."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for tmp in dst.parent.glob(f".{glob_escape(dst.name)}.*{TMP_SUFFIX}"):
+            pid = _pid_of(tmp.name)
+            if pid is not None and pid != os.getpid() and not _alive(pid):
+                remove_path(tmp)
+                removed.append(tmp)
+    return removed
+
+
+def glob_escape(name: str) -> str:
+    """``name`` with the glob wildcards escaped."""
+    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
+
+
 class Staging:
-    """Temporaries next to the destination; removes whatever is not committed on exit."""
+    """Temporaries next to the destination; removes whatever is not committed on exit.
+
+    Temporaries are named ``.NAME.<pid>-<random>.cbagpu-tmp``: the first temporary for a
+    destination removes the stale ones of that destination (writers that were killed). In
+    the main thread, SIGTERM is turned into :class:`SystemExit` while the staging is open,
+    so that a terminated write removes its temporaries as an interrupted one (SIGINT) does.
+    """
 
     def __init__(self) -> None:
         self._pending: list[Path] = []
+        self._swept: set[Path] = set()
+        self._old_handler: Any = None
 
     def __enter__(self) -> Staging:
+        if threading.current_thread() is threading.main_thread():
+            with contextlib.suppress(ValueError, OSError):
+                if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+                    self._old_handler = signal.signal(signal.SIGTERM, _terminate)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        while self._pending:
-            remove_path(self._pending.pop())
+        try:
+            while self._pending:
+                remove_path(self._pending.pop())
+        finally:
+            if self._old_handler is not None:
+                with contextlib.suppress(ValueError, OSError):
+                    signal.signal(signal.SIGTERM, self._old_handler)
+                self._old_handler = None
 
     def _track(self, path: Path) -> Path:
         self._pending.append(path)
         return path
+
+    def _prefix(self, dst: Path) -> str:
+        if dst not in self._swept:
+            remove_stale_temporaries(dst)
+            self._swept.add(dst)
+        return f".{dst.name}.{os.getpid()}-"
 
     def forget(self, path: Path) -> None:
         """Stop tracking ``path`` (it was renamed into place)."""
@@ -112,11 +176,13 @@ class Staging:
 
     def name(self, dst: Path, tag: str = "") -> Path:
         """Return (and track) an unused temporary name next to ``dst``; nothing is created."""
-        return self._track(dst.with_name(f".{dst.name}.{uuid.uuid4().hex[:12]}{tag}{TMP_SUFFIX}"))
+        return self._track(
+            dst.with_name(f"{self._prefix(dst)}{uuid.uuid4().hex[:12]}{tag}{TMP_SUFFIX}"))
 
     def file(self, dst: Path) -> Path:
         """Create (and track) an empty temporary file next to ``dst``."""
-        fd, name = tempfile.mkstemp(prefix=f".{dst.name}.", suffix=TMP_SUFFIX, dir=dst.parent)
+        fd, name = tempfile.mkstemp(prefix=self._prefix(dst), suffix=TMP_SUFFIX,
+                                    dir=dst.parent)
         path = self._track(Path(name))
         os.close(fd)
         os.chmod(path, 0o666 & ~umask())
@@ -124,11 +190,16 @@ class Staging:
 
     def directory(self, dst: Path) -> Path:
         """Create (and track) an empty temporary directory next to ``dst``."""
-        path = self._track(
-            Path(tempfile.mkdtemp(prefix=f".{dst.name}.", suffix=TMP_SUFFIX, dir=dst.parent))
-        )
+        path = self._track(Path(tempfile.mkdtemp(prefix=self._prefix(dst), suffix=TMP_SUFFIX,
+                                                 dir=dst.parent)))
         os.chmod(path, 0o777 & ~umask())
         return path
+
+
+def _terminate(signum: int, frame: Any) -> None:
+    """SIGTERM during a staged write: unwind (the staging removes its temporaries), then
+    exit with the status a shell reports for SIGTERM."""
+    raise SystemExit(128 + signum)
 
 
 @contextlib.contextmanager
@@ -180,23 +251,32 @@ def commit_pair(
     side_dst: Path,
     overwrite: bool,
 ) -> None:
-    """Rename a staged sidecar, then its data file, into place; undo the sidecar on error."""
+    """Rename a staged data file, then its sidecar, into place: a sidecar is never visible
+    without its data. With ``overwrite`` the target's old sidecar is moved aside first (and
+    put back if the data cannot be placed), so new data never sit beside an old sidecar;
+    without it neither target may exist."""
     backup: Path | None = None
-    if os.path.lexists(side_dst) and overwrite:
+    if not overwrite:
+        for dst in (data_dst, side_dst):
+            if os.path.lexists(dst):
+                raise FileExistsError(
+                    errno.EEXIST,
+                    f"{str(dst)!r} already exists (pass overwrite=True to replace it)",
+                    str(dst),
+                )
+    elif os.path.lexists(side_dst):
         backup = st.name(side_dst, ".old")
-        shutil.copy2(side_dst, backup)
-    place(side_tmp, side_dst, overwrite)
-    st.forget(side_tmp)
+        os.replace(side_dst, backup)
     try:
         place(data_tmp, data_dst, overwrite)
     except BaseException:
         if backup is not None:
             os.replace(backup, side_dst)
             st.forget(backup)
-        else:
-            side_dst.unlink(missing_ok=True)
         raise
     st.forget(data_tmp)
+    place(side_tmp, side_dst, overwrite)
+    st.forget(side_tmp)
     fsync_dir(data_dst.parent)
 
 
@@ -246,11 +326,34 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     return _write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
+def json_safe(obj: Any) -> Any:
+    """``obj`` with plain JSON types only, as every JSON file and ``--json`` output of cbagpu
+    holds it (RFC 8259): NaN and infinities become ``null`` (the reason, where it matters,
+    is a field beside them, e.g. ``"percolates": false``), NumPy scalars and arrays become
+    numbers and lists, tuples become lists, paths become strings."""
+    if isinstance(obj, float | np.floating):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, bool | np.bool_):
+        return bool(obj)
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.ndarray):
+        return json_safe(obj.tolist())
+    if isinstance(obj, dict):
+        return {str(k): json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    return obj
+
+
 def write_json_atomic(path: str | os.PathLike[str], data: Any, *, indent: int | None = 2,
                       mkdir: bool = False) -> Path:
-    """Write ``data`` as strict JSON (no NaN/Infinity: :class:`ValueError`) plus a newline,
-    atomically. The text is built before anything is written."""
-    text = json.dumps(data, indent=indent, allow_nan=False) + "\n"
+    """Write ``data`` as strict JSON (:func:`json_safe`: undefined and infinite numbers as
+    ``null``) plus a newline, atomically. The text is built before anything is written."""
+    text = json.dumps(json_safe(data), indent=indent, allow_nan=False) + "\n"
     return _write_atomic(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"),
                          mkdir=mkdir)
 

@@ -60,12 +60,14 @@ and then deletes the old one; if the second rename fails, the old store is moved
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import logging
 import math
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -562,16 +564,51 @@ def _tif_fallback_metadata(tif: tifffile.TiffFile, ij: Mapping[str, Any]) -> dic
 
 def _read_tif(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     """Read a TIFF (ImageJ hyperstack or plain) and its metadata."""
-    with tifffile.TiffFile(path) as tif:
-        series = tif.series[0]
-        data = series.asarray()
-        ij = tif.imagej_metadata or {}
-        meta = _parse_info(ij.get("Info"))
-        if meta is None:
-            return data, _tif_fallback_metadata(tif, ij)
+    with warnings.catch_warnings(), _quiet_tifffile():  # damage is reported below, once
+        warnings.simplefilter("ignore")
+        with tifffile.TiffFile(path) as tif:
+            series = tif.series[0]
+            data = series.asarray()
+            ij = tif.imagej_metadata or {}
+            meta = _parse_info(ij.get("Info"))
+            if meta is None:
+                meta = _tif_fallback_metadata(tif, ij)
     if data.ndim == 2:  # ImageJ stores a single slice without a Z axis
         data = data[np.newaxis]
+    planes = math.prod(data.shape[:-2])
+    announced = ij.get("images")
+    if isinstance(announced, int) and announced != planes:
+        raise InvalidInputError(
+            f"{str(path)!r} is damaged or truncated: its ImageJ metadata announces {announced} "
+            f"images but only {planes} could be read"
+        )
+    _check_announced_shape(path, data, meta)
     return data, meta
+
+
+@contextlib.contextmanager
+def _quiet_tifffile() -> Iterator[None]:
+    """Drop tifffile's log records about damaged files while one file is read (the reader
+    reports the damage itself, in one message)."""
+    log = logging.getLogger("tifffile")
+    drop = logging.Filter("tifffile.nothing")  # passes no record of the tifffile logger
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        log.removeFilter(drop)
+
+
+def _check_announced_shape(path: Path, data: np.ndarray, meta: Mapping[str, Any]) -> None:
+    """The shape recorded in the file's own metadata (cbagpu writes it) must be the shape
+    that was read; otherwise the file is damaged and reading on would give wrong answers."""
+    shape = meta.get("shape") if isinstance(meta, Mapping) else None
+    if isinstance(shape, (list, tuple)) and all(isinstance(n, int) for n in shape) \
+            and tuple(shape) != tuple(data.shape):
+        raise InvalidInputError(
+            f"{str(path)!r} is damaged or truncated: its metadata announces shape "
+            f"{tuple(shape)} but {tuple(data.shape)} was read"
+        )
 
 
 def _read_raw(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
@@ -651,10 +688,17 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]
     if fmt == "tif":
         return _read_tif(p)
     if fmt == "npy":
-        data = np.load(p, allow_pickle=False)
+        try:
+            data = np.load(p, allow_pickle=False)
+        except (EOFError, ValueError) as exc:
+            raise InvalidInputError(
+                f"{str(p)!r} is not a readable .npy file (empty, truncated or damaged: {exc})"
+            ) from None
         side = sidecar_path(p)
         assert side is not None
-        return data, (_load_json(side) if side.is_file() else {})
+        meta = _load_json(side) if side.is_file() else {}
+        _check_announced_shape(p, data, meta)
+        return data, meta
     if fmt == "raw":
         return _read_raw(p)
     return _read_zarr(p)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import csv
 import io
 import itertools
-import json
 import math
 import time
 import warnings
@@ -37,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from cbagpu.errors import InvalidInputError
-from cbagpu.io.atomic import write_text_atomic
+from cbagpu.io.atomic import write_json_atomic, write_text_atomic
 from cbagpu.params import PARAM_NAMES, TABLE3_LAMBDA_X, CBAParams
 from cbagpu.studies.tasks import (
     Task,
@@ -480,7 +479,7 @@ def sweep(
     if out is not None:
         write_text_atomic(out / "results.csv", _csv_text(rows, list(vary_t)))
         files["results"] = str(out / "results.csv")
-        write_text_atomic(out / "fits.json", json.dumps(fits, indent=2) + "\n")
+        write_json_atomic(out / "fits.json", fits)
         files["fits"] = str(out / "fits.json")
     result = SweepResult(
         rows=tuple(rows), fits=fits, vary=vary_t, files=files, n_tasks=len(tasks),

@@ -29,7 +29,6 @@ import contextlib
 import csv
 import hashlib
 import io
-import json
 import math
 import os
 import tempfile
@@ -43,7 +42,7 @@ import numpy as np
 
 from cbagpu.backend import BACKEND_NAMES, Backend, get_backend
 from cbagpu.errors import InvalidInputError
-from cbagpu.io.atomic import save_npy_atomic, write_text_atomic
+from cbagpu.io.atomic import save_npy_atomic, write_json_atomic, write_text_atomic
 from cbagpu.params import CBAParams
 from cbagpu.prepare.resample import resample, resampled_shape
 from cbagpu.validation import check_axis, check_voxel_size
@@ -242,7 +241,7 @@ def write_tables(result: ValidationResult, out_dir: str | os.PathLike[str]) -> l
     d.mkdir(parents=True, exist_ok=True)
     csv_path, json_path = d / "validation.csv", d / "validation.json"
     write_text_atomic(csv_path, result.csv_text())
-    write_text_atomic(json_path, json.dumps(result.to_dict(), indent=1) + "\n")
+    write_json_atomic(json_path, result.to_dict(), indent=1)
     return [csv_path, json_path]
 
 
