@@ -57,7 +57,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """``cbagpu generate``: one window of a realization (or a block-wise .zarr store)."""
     from cbagpu.io import check_writable, write_image
-    from cbagpu.simulate.realization import realize
+    from cbagpu.simulate.realization import check_voxel_model, realize
     from cbagpu.theory import model_theory
 
 
@@ -67,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--scheduler and --workers need --chunks (block-wise generation "
                          "to .zarr)")
     params = load_params(args)
+    check_voxel_model(params, args.voxel_size)  # degenerate voxel sizes: before any work
     check_writable(args.out, overwrite=True)
     th = model_theory(params, args.voxel_size)
     r = realize(
@@ -123,6 +124,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run_chunked(args: argparse.Namespace) -> int:
     """``cbagpu generate ... --out big.zarr --chunks 512 [--scheduler A | --workers N]``."""
+    from cbagpu.simulate.realization import check_voxel_model
     from cbagpu.studies.volume import generate_zarr
     from cbagpu.theory import model_theory
 
@@ -136,6 +138,7 @@ def _run_chunked(args: argparse.Namespace) -> int:
         )
     chunks = args.chunks[0] if len(args.chunks) == 1 else tuple(args.chunks)
     params = load_params(args)
+    check_voxel_model(params, args.voxel_size)
     th = model_theory(params, args.voxel_size)
     r = generate_zarr(
         params, tuple(args.shape), args.voxel_size, args.seed, args.out,

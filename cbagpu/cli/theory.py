@@ -23,9 +23,11 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     """``cbagpu theory``: the closed forms of the model at one voxel size."""
+    from cbagpu.simulate.realization import check_voxel_model
     from cbagpu.theory import model_theory
 
     params = load_params(args)
+    check_voxel_model(params, args.voxel_size)
     th = model_theory(params, args.voxel_size)
     d = th.as_dict()
     if args.json:

@@ -61,7 +61,19 @@ def _next_even_smooth(n: int) -> int:
 
 def truncation_radius(eta_vox: float) -> int:
     """Kernel truncation radius R (voxels) for eta in voxel units."""
-    return max(4, math.ceil(TRUNCATION_FACTOR / eta_vox))
+    r = TRUNCATION_FACTOR / eta_vox
+    if not math.isfinite(r) or r >= 2**31:
+        raise InvalidInputError(
+            f"the Gaussian field's kernel would reach {r:.3g} voxels (eta = {eta_vox:.3g} per "
+            "voxel): more than the 2^31-voxel window limit; use a larger voxel size"
+        )
+    return max(4, math.ceil(r))
+
+
+def kernel_build_bytes(radius: int) -> int:
+    """Peak host bytes of :func:`field_kernel` for a truncation radius R: a few float64
+    arrays of (2R + 3)^3 values (distances, the DCT of the covariance, its root)."""
+    return 28 * (2 * int(radius) + 3) ** 3  # 1.75 GB peak RSS measured at R = 205
 
 
 def block_fft_size(radius: int) -> int:

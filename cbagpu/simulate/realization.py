@@ -18,6 +18,7 @@ CBD = Xi2 \\ Xi3 \\ Xi1 and pore = the rest.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,10 +28,19 @@ import numpy as np
 
 from cbagpu.backend import BACKEND_CLASSES, Backend, get_backend
 from cbagpu.backend.kernels import launch_blocks
+from cbagpu.errors import InvalidInputError
 from cbagpu.memory import check_fits, host_available_memory
-from cbagpu.params import CBAParams
+from cbagpu.params import CBAParams, VoxelParams
 from cbagpu.simulate.germs import window_balls, window_spheroids
-from cbagpu.simulate.grf import FieldKernel, field_blocks, field_kernel, window_blocks
+from cbagpu.simulate.grf import (
+    FieldKernel,
+    block_fft_size,
+    field_blocks,
+    field_kernel,
+    kernel_build_bytes,
+    truncation_radius,
+    window_blocks,
+)
 from cbagpu.simulate.raster import paint_grains
 from cbagpu.validation import (
     CBD,
@@ -75,14 +85,15 @@ def estimate_memory(
 
     Per FFT block of edge N: noise (4 N^3), its spectrum (~4 N^3 complex64 half-spectrum),
     the block result (4 N^3) and the kernel spectrum (~2 N^3), plus 1 byte per voxel and
-    output, plus a fixed rasterisation scratch.
+    output, plus a fixed rasterisation scratch; and at least the building of the kernel
+    itself (:func:`cbagpu.simulate.grf.kernel_build_bytes`), which comes first.
 
     Parameters
     ----------
     shape : (int, int, int)
         Window size in voxels.
-    kernel : FieldKernel
-        The field kernel (its FFT block size sets the working set).
+    kernel : FieldKernel or KernelGeometry
+        The field kernel or its geometry (radius and FFT block size set the working set).
     backend : {"numpy", "cupy", "auto"}, Backend or bool
         Where the arrays live: a backend (or its name; a name is not instantiated, so
         ``"cupy"`` works on a machine without a GPU), or a bool saying whether they live in
@@ -99,12 +110,13 @@ def estimate_memory(
     n3 = kernel.fft_size**3
     block = 14 * n3
     labels = voxels * n_outputs
+    build = kernel_build_bytes(kernel.radius)  # the kernel is built on the host, first
     if _on_device(backend):
         # device: labels + block working set + cuFFT work area (~ one half spectrum)
         device = labels + block + 4 * n3 + (64 << 20)
-        host = labels + 3 * n3 + _SCRATCH
+        host = max(labels + 3 * n3 + _SCRATCH, build)
         return MemoryEstimate(host, device)
-    return MemoryEstimate(labels + block + _SCRATCH, 0)
+    return MemoryEstimate(max(labels + block + _SCRATCH, build), 0)
 
 
 def _on_device(backend: str | Backend | bool) -> bool:
@@ -189,15 +201,65 @@ def _prepare(params, shape, voxel_size, seed, origin, backend, n_outputs):
     shape, origin = validate_window(shape, origin)
     seed = validate_seed(seed)
     s = validate_voxel_size(voxel_size)
-    vp = params.to_voxel(s)
+    vp = check_voxel_model(params, s)
     be = get_backend(backend)
-    kernel = field_kernel(vp.eta)
-    est = estimate_memory(shape, kernel, be, n_outputs)
+    geometry = kernel_geometry(vp.eta)  # no kernel is built before the memory check
+    est = estimate_memory(shape, geometry, be, n_outputs)
     what = f"a {shape[0]}x{shape[1]}x{shape[2]} realization at {s:g} nm"
     check_fits(est.host, host_available_memory(), what, "host")
     if not be.on_host:
         check_fits(est.device, be.available_memory(), what, be.memory_name)
+    kernel = field_kernel(vp.eta)
     return shape, origin, seed, s, vp, be, kernel
+
+
+#: Smallest length scale of the model, in voxels, below which a voxel size is refused: the
+#: field's correlation length 1/eta and the mean grain sizes must span at least this much.
+MIN_SCALE_VOXELS = 0.1
+
+
+def check_voxel_model(params: CBAParams, voxel_size: float) -> VoxelParams:
+    """The parameters in voxel units at ``voxel_size``, refused when the model degenerates
+    there: the correlation length of the Gaussian field (1/eta), the mean half-axes of the
+    graphite spheroids (alpha/gamma) or the mean pore radius (1/theta) below
+    :data:`MIN_SCALE_VOXELS` voxels (everything would be sub-voxel noise), or a kernel
+    beyond the 2^31-voxel window limit."""
+    s = check_voxel_size(voxel_size)
+    vp = params.to_voxel(s)
+    scales = [("the Gaussian field's correlation length 1/eta", 1.0 / vp.eta)]
+    if params.lambda_x > 0:
+        scales.append(("the mean thickness half-axis of the graphite (alpha1/gamma)",
+                       vp.shape1 / vp.gamma))
+    if params.lambda_y > 0:
+        scales.append(("the mean radius of the large pores (1/theta)", 1.0 / vp.theta))
+    for what, voxels in scales:
+        if not math.isfinite(voxels) or voxels < MIN_SCALE_VOXELS:
+            raise InvalidInputError(
+                f"the model degenerates at a voxel size of {s:g} nm: {what} is "
+                f"{voxels * s:.3g} nm = {voxels:.3g} voxels (at least {MIN_SCALE_VOXELS} "
+                "voxels are needed); use a smaller voxel size"
+            )
+    truncation_radius(vp.eta)  # refuses a kernel beyond the window limit
+    return vp
+
+
+@dataclass(frozen=True)
+class KernelGeometry:
+    """Truncation radius and FFT block edge of the field kernel, known before it is built."""
+
+    radius: int
+    fft_size: int
+
+    @property
+    def block(self) -> int:
+        """Edge of the valid part of a block (as :attr:`FieldKernel.block`)."""
+        return self.fft_size - 2 * self.radius
+
+
+def kernel_geometry(eta_vox: float) -> KernelGeometry:
+    """The :class:`KernelGeometry` of :func:`cbagpu.simulate.grf.field_kernel` (cheap)."""
+    r = truncation_radius(eta_vox)
+    return KernelGeometry(r, block_fft_size(r))
 
 
 def _field_pass(be, kernel, seed, origin, shape, out, mu, progress):

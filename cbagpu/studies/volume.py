@@ -52,11 +52,12 @@ from cbagpu.io.zarr_store import (
 )
 from cbagpu.memory import InsufficientMemoryError, format_bytes, host_available_memory
 from cbagpu.params import CBAParams
-from cbagpu.simulate.grf import field_kernel
 from cbagpu.simulate.realization import (
     MemoryEstimate,
+    check_voxel_model,
     estimate_memory,
     generate,
+    kernel_geometry,
     validate_seed,
     validate_voxel_size,
     validate_window,
@@ -410,7 +411,7 @@ def generate_zarr(
     if progress is not None and not callable(progress):
         raise InvalidInputError("progress must be callable")
 
-    kernel = field_kernel(params.to_voxel(s).eta)
+    kernel = kernel_geometry(check_voxel_model(params, s).eta)  # built on the workers
     grid = chunk_grid(shape, chunks_t)
 
     def est_for(backend: Any) -> MemoryEstimate:
