@@ -288,3 +288,20 @@ def test_a_sweep_resumed_after_an_upgrade_says_so(reference, tmp_path):
     assert any("versions 0.0.1" in m for m in again.messages)
     written = json.loads((copy / "fits.json").read_text())
     assert written["settings"]["cbagpu_versions"] == sorted(["0.0.1", __version__])
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"shape": (10000, 10000, 10000)}, "needs about"),
+    ({"workers": -1}, "workers must be"),
+    ({"voxel_size": 20000.0}, "degenerates"),
+])
+def test_refused_before_anything_is_written(tmp_path, kw, message):
+    """Issue 14, item 4: a sweep that cannot run leaves nothing behind, so the corrected
+    command into the same folder is not refused as 'other settings'."""
+    from cbagpu.errors import CbagpuError
+
+    args = dict(realizations=1, shape=(12, 12, 12), voxel_size=40.0, seed=0,
+                backend="numpy", workers=1) | kw
+    with pytest.raises(CbagpuError, match=message):
+        sweep(BASE, {}, out_dir=tmp_path / "sw", **args)
+    assert not (tmp_path / "sw").exists()

@@ -365,6 +365,29 @@ def _check_inputs(realizations: Any, shape: Any, voxel_size: Any, seed: Any) -> 
     return int(realizations), shp, vs, int(seed)
 
 
+def check_task_fits(params: Sequence[CBAParams], shape: tuple[int, int, int],
+                    voxel_size: float, backend: str) -> None:
+    """Refuse, before a study writes anything, parameter sets that degenerate at
+    ``voxel_size`` and tasks (generation, then transport and descriptors of the window) that
+    would not fit into this machine's memory. Tasks on a remote scheduler are checked by
+    the workers instead."""
+    from cbagpu.backend import get_backend
+    from cbagpu.memory import check_fits, host_available_memory
+    from cbagpu.simulate.realization import check_voxel_model, estimate_memory, kernel_geometry
+    from cbagpu.transport.solver import BYTES_PER_VOXEL
+
+    be = get_backend(backend)
+    voxels = math.prod(shape)
+    what = f"one sweep task ({shape[0]}x{shape[1]}x{shape[2]} at {voxel_size:g} nm)"
+    for p in params:
+        est = estimate_memory(shape, kernel_geometry(check_voxel_model(p, voxel_size).eta), be)
+        measure = voxels * (1 + BYTES_PER_VOXEL)  # the labels and the transport solve
+        check_fits(max(est.host, measure if be.on_host else voxels), host_available_memory(),
+                   what, "host")
+        if not be.on_host:
+            check_fits(max(est.device, measure), be.available_memory(), what, be.memory_name)
+
+
 def sweep(
     base_params: CBAParams,
     vary: Mapping[str, Sequence[float]],
@@ -421,9 +444,14 @@ def sweep(
         raise InvalidInputError(
             f"unknown backend {backend!r}; choose one of: {', '.join(BACKEND_NAMES)}"
         )
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise InvalidInputError(f"workers must be an integer >= 1, got {workers!r}")
     combos = _combos(vary_t)
     seeds = list(range(seed, seed + realizations))
     params_of = [base_params.replace(**c) for c in combos]
+    if scheduler is None:  # every check before anything is written
+        check_task_fits(params_of, shp, vs, backend)
     v1 = {i: float(model_theory(p, vs).V1) for i, p in enumerate(params_of)}
     tasks = [
         Task(_key(c, s), sweep_task,

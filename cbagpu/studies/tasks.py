@@ -28,7 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cbagpu.errors import BackendUnavailableError, InvalidInputError, TasksFailedError
+from cbagpu.errors import (
+    BackendUnavailableError,
+    InsufficientMemoryError,
+    InvalidInputError,
+    TasksFailedError,
+)
 from cbagpu.io.atomic import write_text_atomic
 from cbagpu.memory import usable_cores
 
@@ -192,7 +197,7 @@ def _lookup(obj: Any, path: str) -> str:
 
 #: Errors that are not one task's failure: re-raised as they are instead of being collected
 #: into a TasksFailedError.
-_NOT_A_TASK_FAILURE = (InvalidInputError, BackendUnavailableError)
+_NOT_A_TASK_FAILURE = (InvalidInputError, BackendUnavailableError, InsufficientMemoryError)
 
 
 def _uses_cupy(tasks: Sequence[Task]) -> bool:
