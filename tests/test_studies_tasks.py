@@ -359,3 +359,29 @@ def test_bad_input_inside_a_task_is_not_a_task_failure(tmp_path):
     with pytest.raises(InvalidInputError, match="shape") as info:
         run_tasks([Task("t", _bad_input, {})], TaskStore(tmp_path), workers=1)
     assert not isinstance(info.value, TasksFailedError)
+
+
+@pytest.mark.parametrize("study", ["sweep", "validate"])
+def test_unreachable_scheduler_is_refused_quickly_and_writes_nothing(tmp_path, monkeypatch,
+                                                                      capsys, study):
+    """Issue 14, items 3 and 4: exit 2 with the address, no OSError traceback after 30 s,
+    and no spec.json or inputs/ left behind."""
+    pytest.importorskip("distributed")
+    from cbagpu.cli import main
+    from cbagpu.io import write_image
+    from cbagpu.studies import tasks as tasks_mod
+
+    monkeypatch.setattr(tasks_mod, "SCHEDULER_TIMEOUT", 1.0)
+    out = tmp_path / "study"
+    if study == "sweep":
+        argv = ["sweep", "--voxel-size", "40", "--shape", "16", "--realizations", "1"]
+    else:
+        img = write_image(tmp_path / "img.npy", np.zeros((32, 32, 32), np.uint8),
+                          {"voxel_size": 20.0})
+        argv = ["validate", str(img), "--params", "paper", "--factors", "1"]
+    t = time.perf_counter()
+    code = main([*argv, "--scheduler", "tcp://127.0.0.1:1", "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "tcp://127.0.0.1:1" in err and err.count("\n") == 1, err
+    assert time.perf_counter() - t < 15
+    assert not out.exists()

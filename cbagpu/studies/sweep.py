@@ -40,6 +40,7 @@ from cbagpu.io.atomic import write_json_atomic, write_text_atomic
 from cbagpu.params import PARAM_NAMES, TABLE3_LAMBDA_X, CBAParams
 from cbagpu.studies.tasks import (
     Task,
+    check_scheduler,
     mixed_versions_message,
     open_store,
     result_versions,
@@ -462,6 +463,7 @@ def sweep(
     out = None if out_dir is None else Path(out_dir)
     # everything that defines the results; the backend is left out (the same numbers up to
     # rounding), so a sweep started on CPUs may be finished on GPUs
+    check_scheduler(scheduler)  # before anything is written
     store = open_store(out, {
         "study": "sweep",
         "base_params": base_params.to_dict(),

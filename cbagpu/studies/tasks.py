@@ -389,6 +389,36 @@ def mixed_versions_message(versions: Sequence[str]) -> str | None:
             "(resumed after an upgrade); rerun in a new directory for one version")
 
 
+#: Seconds to wait for a Dask scheduler to answer before the study is refused.
+SCHEDULER_TIMEOUT = 10.0
+
+
+def connect(scheduler: str, timeout: float | None = None) -> Any:
+    """A :class:`distributed.Client` of the scheduler at ``scheduler``; one that does not
+    answer within ``timeout`` seconds is bad input (:class:`InvalidInputError`, naming the
+    address), not a traceback after the library's 30 s default (``timeout`` defaults to
+    :data:`SCHEDULER_TIMEOUT`)."""
+    timeout = SCHEDULER_TIMEOUT if timeout is None else float(timeout)
+    try:
+        from distributed import Client
+    except ImportError as e:  # pragma: no cover - dask is an optional extra
+        raise ImportError("running studies on Dask needs the dask extra "
+                          "(pip install 'cbagpu[dask]')") from e
+    try:
+        return Client(scheduler, set_as_default=False, timeout=timeout)
+    except (OSError, TimeoutError, ValueError, TypeError) as exc:
+        raise InvalidInputError(
+            f"cannot reach a Dask scheduler at {scheduler!r} within {timeout:g} s "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'})"
+        ) from None
+
+
+def check_scheduler(scheduler: str | None, timeout: float | None = None) -> None:
+    """Refuse an unreachable scheduler before a study writes anything (None: local)."""
+    if scheduler is not None:
+        connect(scheduler, timeout).close()
+
+
 def _run_dask(
     pending: list[Task],
     scheduler: str | None,
@@ -412,7 +442,7 @@ def _run_dask(
         cluster = _local_cluster(pending, workers, logging.ERROR, LocalCluster)
         client = Client(cluster, set_as_default=False)
     else:
-        client = Client(scheduler, set_as_default=False)
+        client = connect(scheduler)
     try:
         run_id = uuid.uuid4().hex[:8]
         futures = {}

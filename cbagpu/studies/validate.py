@@ -522,7 +522,7 @@ def validate(
         mean/min/max over the realizations) and one :class:`CurveSummary` per factor, phase
         and curve (CPSD, centred C(h)).
     """
-    from cbagpu.studies.tasks import open_store, result_versions, run_tasks
+    from cbagpu.studies.tasks import check_scheduler, open_store, result_versions, run_tasks
 
     if not isinstance(params, CBAParams):
         raise InvalidInputError(f"params must be a CBAParams, got {type(params).__name__}")
@@ -557,6 +557,7 @@ def validate(
 
     digest = image_sha256(labels)
     pdict = params.to_dict()
+    check_scheduler(scheduler)  # before anything is written
     store = open_store(out_dir, {
         "study": "validate",
         "format": TASK_FORMAT,
