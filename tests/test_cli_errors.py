@@ -92,3 +92,35 @@ def test_every_command_has_a_module_and_the_shared_options():
     for name in ("describe", "fit", "sweep", "validate"):
         opts = {o for a in sub.choices[name]._actions for o in a.option_strings}
         assert "--plot" in opts, name
+
+
+def test_questionable_input_is_refused_or_named(tmp_path, capsys):
+    """Issue 14, item 7: a label given twice or an empty --sigma, weights of the whole
+    electrode that do not sum to 100, a store replaced without --overwrite; a --voxel-size
+    that differs from the file's metadata is used, with a warning naming both."""
+    import numpy as np
+
+    from cbagpu.io import write_image
+
+    img = write_image(tmp_path / "l.npy", np.zeros((8, 8, 8), np.uint8), {"voxel_size": 40.0})
+    cases = [
+        (["transport", str(img), "--sigma", "0=1,0=0,2=1"], "given twice"),
+        (["transport", str(img), "--sigma", ""], "no conductivities"),
+        (["composition", "--wt", "am=97,graphite=15,binder=8", "--density",
+          "am=4.7,graphite=2.3,binder=1.8", "--porosity", "0.5"], "sum to 120"),
+        (["composition", "--wt", "am=87,grafite=5,binder=8", "--density",
+          "am=4.7,grafite=2.3,binder=1.8", "--porosity", "0.5"], "no constituent 'graphite'"),
+    ]
+    for argv, message in cases:
+        assert main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert message in err and err.count("\n") == 1, (argv, err)
+    store = tmp_path / "s.zarr"
+    store.mkdir()
+    assert main(["generate", "--voxel-size", "80", "--shape", "4", "4", "4", "--seed", "1",
+                 "--out", str(store), "--quiet"]) == 2
+    assert "--overwrite" in capsys.readouterr().err and store.is_dir()
+    assert main(["describe", str(img), "--voxel-size", "20", "--phase", "pore",
+                 "--quiet"]) == 0
+    err = capsys.readouterr().err
+    assert "differs from the 40 nm" in err and "using 20 nm" in err

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -162,9 +163,15 @@ def read_labels(path: str) -> tuple[Any, dict[str, Any]]:
 
 def voxel_size_of(args: argparse.Namespace, meta: dict[str, Any]) -> float:
     """``--voxel-size``, else the image's metadata, else a UsageError."""
-    v = args.voxel_size if args.voxel_size is not None else meta.get("voxel_size")
+    stored = meta.get("voxel_size")
+    v = args.voxel_size if args.voxel_size is not None else stored
     if v is None:
         raise UsageError(f"{args.image} has no voxel size in its metadata: pass --voxel-size")
+    if args.voxel_size is not None and isinstance(stored, (int, float)) \
+            and not math.isclose(float(stored), float(args.voxel_size), rel_tol=1e-9):
+        say(getattr(args, "command", "cbagpu"),
+            f"--voxel-size {args.voxel_size:g} nm differs from the {float(stored):g} nm in "
+            f"the metadata of {args.image}; using {args.voxel_size:g} nm", kind="warning")
     return float(v)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 from typing import Any
 
 from cbagpu.cli.common import (
@@ -41,6 +42,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     g.add_argument(
         "--out", required=True, help="output file: .tif/.tiff (ImageJ), .npy, .raw (+ .json), .zarr"
     )
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace an existing Zarr store (a folder) at --out; files are "
+                   "replaced without it")
     add_run_options(g)
     c = g.add_argument_group("block-wise generation (Zarr, on Dask)")
     c.add_argument(
@@ -68,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
                          "to .zarr)")
     params = load_params(args)
     check_voxel_model(params, args.voxel_size)  # degenerate voxel sizes: before any work
+    if Path(args.out).is_dir() and not args.overwrite:
+        raise UsageError(f"{args.out} is an existing store (a folder): pass --overwrite to "
+                         "replace it")
     check_writable(args.out, overwrite=True)
     th = model_theory(params, args.voxel_size)
     r = realize(

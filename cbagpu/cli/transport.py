@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     when the iteration limit is reached first."""
     from cbagpu.transport import DEFAULT_TOL, parse_sigma, transport
 
-    sigma = parse_sigma(args.sigma) if args.sigma else None
+    sigma = parse_sigma(args.sigma) if args.sigma is not None else None
     labels, _ = read_labels(args.image)
     show = iteration_printer(not args.quiet)
 

@@ -106,9 +106,10 @@ def expected_volume_fractions(
     """Expected additive volume fractions in the AM-free region (Section 2.3.3).
 
     Args:
-        weight_fractions: constituent -> weight fraction (any scale: % or fractions; only
-            the ratios among the additives matter). A key ``am`` (``active_material``) is
-            the active material and is excluded.
+        weight_fractions: constituent -> weight fraction (only the ratios among the
+            additives matter). A key ``am`` (``active_material``) is the active material
+            and is excluded; with it, the fractions are those of the whole electrode and
+            must sum to 100 (percentages) or 1 (1 % tolerance). ``graphite`` must be named.
         densities: constituent -> density (any common unit); must name the same
             constituents (the AM's density may be omitted).
         porosity: pore volume fraction phi of the AM-free region, in [0, 1).
@@ -121,6 +122,17 @@ def expected_volume_fractions(
         raise InvalidInputError(f"porosity must be a fraction in [0, 1) (e.g. 0.6686 for 66.86 %), "
                          f"got {porosity!r}")
     am = [k for k in w if k.lower() in ACTIVE_MATERIAL_NAMES]
+    total_w = sum(w.values())
+    if am and not any(math.isclose(total_w, whole, rel_tol=0.01) for whole in (1.0, 100.0)):
+        raise InvalidInputError(
+            f"the weight fractions of the whole electrode sum to {total_w:g}: give "
+            "percentages (summing to 100) or fractions (summing to 1)"
+        )
+    if graphite not in w:
+        raise InvalidInputError(
+            f"the weight fractions name no constituent {graphite!r} (label 2); got "
+            f"{', '.join(w)}"
+        )
     additives = [k for k in w if k not in am]
     if not additives:
         raise InvalidInputError("weight fractions name no additive (only the active material)")

@@ -37,6 +37,8 @@ def parse_sigma(text: str) -> dict[int, float]:
             raise InvalidInputError(
                 f"bad conductivity {item!r}: expected LABEL=SIGMA, e.g. 0=0,1=0.01,2=1"
             ) from None
+        if label in out:
+            raise InvalidInputError(f"conductivity of label {label} given twice ({text!r})")
         out[label] = sigma
     if not out:
         raise InvalidInputError("no conductivities given: expected LABEL=SIGMA pairs, e.g. 2=1")
