@@ -163,8 +163,13 @@ def read_labels(path: str) -> tuple[Any, dict[str, Any]]:
 
 def voxel_size_of(args: argparse.Namespace, meta: dict[str, Any]) -> float:
     """``--voxel-size``, else the image's metadata, else a UsageError."""
+    from cbagpu.validation import check_voxel_size
+
     stored = meta.get("voxel_size")
     v = args.voxel_size if args.voxel_size is not None else stored
+    if v is not None:
+        v = check_voxel_size(v, "--voxel-size" if args.voxel_size is not None
+                             else f"the voxel size in the metadata of {args.image}")
     if v is None:
         raise UsageError(f"{args.image} has no voxel size in its metadata: pass --voxel-size")
     if args.voxel_size is not None and isinstance(stored, (int, float)) \

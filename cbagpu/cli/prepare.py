@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from cbagpu.cli.common import UsageError, add_run_options, print_json, read_image_arg
@@ -73,6 +74,10 @@ def run(args: argparse.Namespace) -> int:
                      else args.voxel_size[0], args.to_voxel_size)  # fail before reading
     check_writable(args.out, overwrite=True)
     note = (lambda msg: None) if args.quiet else (lambda msg: print(msg, file=sys.stderr))
+    for path, what in ((args.solid, "solid image"),
+                       (args.graphite_prob, "graphite probability map")):
+        if not Path(path).exists():
+            raise UsageError(f"{what} not found: {path}")
     note(f"reading {args.solid} and {args.graphite_prob}")
     solid, _ = read_image_arg(args.solid, "solid image")
     prob, _ = read_image_arg(args.graphite_prob, "graphite probability map")
