@@ -55,6 +55,7 @@ ROWS: list[tuple[list[str], str]] = [
     ([*GEN, "--out", "{dir}/a.zarr", "--chunks", "0"], "chunk"),
     ([*GEN, "--out", "{dir}/a.npy", "--origin", "3000000000", "0", "0"], "2^31"),
     ([*GEN, "--out", "{dir}"], "store"),
+    ([*GEN, "--out", "/proc/x.tif"], "cannot create files"),
     (["generate", "--voxel-size", "80"], "required"),
     # theory
     (["theory", "--voxel-size", "0"], "voxel_size"),
@@ -94,6 +95,8 @@ ROWS: list[tuple[list[str], str]] = [
     (["fit", "{img}", "--out", "{dir}/p.json", "--plot", "{dir}/p.jpg"], ".png"),
     (["fit", "{npy}", "--out", "{dir}/p.json"], "voxel size"),
     (["fit", "{img}", "--out", "{dir}/p.json"], "too small"),
+    (["fit", "{big}", "--out", "{dir}/p.json", "--grf-roi", "0:10,0:10"], "ROI"),
+    (["fit", "{big}", "--out", "{dir}/p.json", "--grf-roi", "0:10,0:10,5:2"], "ROI"),
     # prepare / composition
     (["prepare", "--solid", "{missing}.tif", "--graphite-prob", "{missing}.tif",
       "--voxel-size", "20", "--out", "{dir}/o.tif"], "not found"),
@@ -140,6 +143,8 @@ def files(tmp_path_factory):
         "bad": write_image(d / "bad.npy", (lab + 1).astype(np.uint8), {"voxel_size": 40.0}),
         "flat": d / "flat.npy",
         "npy": d / "plain.npy",
+        "big": write_image(d / "big.npy", np.pad(lab, ((0, 32),) * 3, mode="wrap"),
+                           {"voxel_size": 40.0}),
         "txt": d / "notes.txt",
     }
     np.save(out["npy"], lab)

@@ -170,6 +170,13 @@ def fit(
         raise InvalidInputError(
             "the image has no CBD voxels (label 1): the Gaussian field cannot be fitted"
         )
+    if isinstance(grf_roi, str):  # checked before any fitting (the Ξ2 stage comes second)
+        from .grf import parse_roi
+
+        grf_roi = parse_roi(grf_roi, tuple(int(v) for v in lab.shape))
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)
+                             or not 0 <= seed < 2**63):
+        raise InvalidInputError(f"seed must be an integer in [0, 2^63), got {seed!r}")
     notes: list[str] = []
     seconds: dict[str, float] = {}
 

@@ -66,6 +66,7 @@ import json
 import logging
 import math
 import os
+import tempfile
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -313,6 +314,15 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool = True) -> P
         raise PermissionError(
             errno.EACCES, f"output directory is not writable: {str(parent)!r}", str(parent)
         )
+    try:  # access() says yes for root even where nothing can be created (/proc, read-only)
+        fd, probe = tempfile.mkstemp(prefix=".cbagpu-probe-", dir=parent)
+    except OSError as exc:
+        raise PermissionError(
+            errno.EACCES, f"cannot create files in the output directory {str(parent)!r} "
+            f"({exc.strerror or exc})", str(parent)
+        ) from None
+    os.close(fd)
+    os.unlink(probe)
     targets = [p]
     side = sidecar_path(p)
     if side is not None:
