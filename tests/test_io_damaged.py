@@ -82,3 +82,20 @@ def test_strict_json_from_describe(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "NaN" not in text and "Infinity" not in text
     json.loads(text, parse_constant=lambda c: pytest.fail(f"non-strict constant {c}"))
+
+
+def test_zarr_with_a_missing_chunk_is_refused(tmp_path, monkeypatch):
+    """A label store records its voxels per label; a chunk lost afterwards reads as fill
+    value (pore) and is caught by the count."""
+    pytest.importorskip("zarr")
+    from cbagpu.io import formats
+
+    monkeypatch.setattr(formats, "ZARR_CHUNK", 8)
+    store = write_image(tmp_path / "a.zarr", LABELS, META)
+    data, meta = read_image(store)
+    assert data.tobytes() == LABELS.tobytes() and "_cbagpu_label_counts" not in meta
+    chunk = next(p for p in sorted(store.rglob("*")) if p.is_file() and p.name[0].isdigit()
+                 and "0.0.0" not in p.name)
+    chunk.unlink()
+    with pytest.raises(InvalidInputError, match=r"a\.zarr.*damaged"):
+        read_image(store)

@@ -432,8 +432,27 @@ def create_zarr_array(store: str | os.PathLike[str], shape: tuple[int, ...],
 def _write_zarr(store: Path, image: np.ndarray, metadata: dict[str, Any]) -> None:
     """Write ``image`` and ``metadata`` (array attributes) to a new Zarr store at ``store``."""
     chunks = tuple(max(1, min(ZARR_CHUNK, n)) for n in image.shape)
+    counts = label_counts(image)
+    if counts is not None:  # a label image: its counts let a reader detect missing chunks
+        metadata = {**metadata, _COUNTS_ATTR: counts}
     arr = create_zarr_array(store, image.shape, chunks, image.dtype, metadata)
     arr[...] = image
+
+
+#: Attribute of a Zarr label store that holds its voxels per label (checked on reading,
+#: not returned with the metadata).
+_COUNTS_ATTR = "_cbagpu_label_counts"
+
+
+def label_counts(image: np.ndarray) -> dict[str, int] | None:
+    """Voxels per phase of a uint8 label image (0 pore, 1 cbd, 2 graphite), or None for any
+    other image."""
+    if image.dtype != np.uint8 or image.size == 0:
+        return None
+    counts = np.bincount(image.reshape(-1), minlength=3)
+    if len(counts) > 3:
+        return None
+    return {name: int(c) for name, c in zip(LABELS.values(), counts, strict=True)}
 
 
 def _raw_sidecar(image: np.ndarray, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -669,7 +688,18 @@ def _read_zarr(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
             "running; its missing chunks would read as pore): run the same `cbagpu generate` "
             "command again to finish it"
         )
-    return np.asarray(arr[...]), attrs
+    data = np.asarray(arr[...])
+    # write_image's own record (not part of the metadata), or a block-wise store's counts
+    stored = attrs.pop(_COUNTS_ATTR, None) or attrs.get("label_counts")
+    if isinstance(stored, dict) and set(stored) == set(LABELS.values()):
+        got = label_counts(data)
+        if got != {k: int(v) for k, v in stored.items()}:
+            raise InvalidInputError(
+                f"{str(path)!r} is damaged: its voxels per label {got} differ from the "
+                f"{stored} recorded when it was written (missing or damaged chunks)"
+            )
+    _check_announced_shape(path, data, attrs)
+    return data, attrs
 
 
 def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]]:
