@@ -258,7 +258,7 @@ class CBAParams:
         The file is written atomically: a temporary file in the same directory is
         written, flushed and then moved over ``path`` with :func:`os.replace`.
         """
-        text = json.dumps(self.to_dict(), indent=2) + "\n"
+        text = json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n"
         if path is not None:
             from cbagpu.io.atomic import write_text_atomic
 

@@ -7,6 +7,7 @@ one module-scoped LocalCluster (2 processes) reached through ``scheduler=``.
 from __future__ import annotations
 
 import json
+import math
 import os
 import time
 import uuid
@@ -124,7 +125,14 @@ def test_store_roundtrip_atomic(tmp_path):
     res = {"a": 1.5, "b": [1, 2], "tau": float("inf")}
     st.save("k1", res)
     assert st.done("k1") and st.load("k1") == res
-    assert json.loads((tmp_path / "tasks" / "k1.json").read_text().replace("Infinity", "1e999"))
+    text = (tmp_path / "tasks" / "k1.json").read_text()  # strict JSON, infinity tagged
+    assert json.loads(text, parse_constant=lambda c: pytest.fail(c))["tau"] == {
+        "__float__": "inf"}
+    res2 = {"nan": float("nan"), "neg": [float("-inf")], "s": "inf"}
+    st.save("k3", res2)
+    back = st.load("k3")
+    assert math.isnan(back["nan"]) and back["neg"] == [float("-inf")] and back["s"] == "inf"
+    (tmp_path / "tasks" / "k3.json").unlink()
     with pytest.raises(ValueError, match="not a dict"):
         st.save("k2", [1, 2])
     with pytest.raises(ValueError, match="JSON"):

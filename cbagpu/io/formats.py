@@ -90,6 +90,7 @@ from cbagpu.io.atomic import (
 from cbagpu.io.atomic import (
     commit_pair as _commit_pair,
 )
+from cbagpu.io.atomic import json_safe
 from cbagpu.io.atomic import (
     open_synced as _open_synced,
 )
@@ -213,9 +214,11 @@ def _json_default(obj: Any) -> Any:
 
 
 def _dumps(obj: Any, *, indent: int | None = None) -> str:
-    """Serialise ``obj`` to 7-bit ASCII JSON (NumPy types converted)."""
+    """Serialise ``obj`` to strict 7-bit ASCII JSON (NumPy types converted; undefined and
+    infinite numbers as null, :func:`cbagpu.io.atomic.json_safe`)."""
     separators = None if indent else (",", ":")
-    return json.dumps(obj, default=_json_default, indent=indent, separators=separators)
+    return json.dumps(json_safe(obj), default=_json_default, indent=indent,
+                      separators=separators, allow_nan=False)
 
 
 def _normalise_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:

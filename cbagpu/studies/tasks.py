@@ -19,6 +19,7 @@ what is missing (issue 6, item 4).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import time
@@ -94,6 +95,28 @@ def _json_roundtrip(obj: Any, what: str) -> Any:
 
 
 
+#: Key of the JSON object that stands for a non-finite float in a task file
+#: (``{"__float__": "inf"}``): task files are strict JSON, and a resumed study still gets
+#: the infinities and NaNs its tasks returned.
+_FLOAT_TAG = "__float__"
+
+
+def _encode_floats(obj: Any) -> Any:
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return {_FLOAT_TAG: repr(obj)}
+    if isinstance(obj, dict):
+        return {k: _encode_floats(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_encode_floats(v) for v in obj]
+    return obj
+
+
+def _decode_float(obj: dict) -> Any:
+    if len(obj) == 1 and _FLOAT_TAG in obj and isinstance(obj[_FLOAT_TAG], str):
+        return float(obj[_FLOAT_TAG])
+    return obj
+
+
 def _diff(a: Any, b: Any, prefix: str = "") -> list[str]:
     """Paths (``a.b.c``) where two JSON values differ."""
     if isinstance(a, dict) and isinstance(b, dict):
@@ -139,14 +162,14 @@ class TaskStore:
             text = p.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise KeyError(f"no stored result for task {key!r} in {self.root}") from None
-        return json.loads(text)
+        return json.loads(text, object_hook=_decode_float)
 
     def save(self, key: str, result: dict) -> None:
         """Store ``result`` (a JSON-serialisable dict) under ``key``: temp file + os.replace."""
         if not isinstance(result, dict):
             raise InvalidInputError(f"task {key!r} returned {type(result).__name__}, not a dict")
-        try:
-            text = json.dumps(result)
+        try:  # strict JSON: non-finite numbers are tagged, and come back as floats
+            text = json.dumps(_encode_floats(result), allow_nan=False)
         except (TypeError, ValueError) as e:
             raise InvalidInputError(
                 f"result of task {key!r} is not JSON-serialisable: {e}") from None
@@ -180,7 +203,7 @@ class TaskStore:
                     "use another directory or the same settings"
                 )
             return
-        write_text_atomic(p, json.dumps(new, indent=2, sort_keys=True))
+        write_text_atomic(p, json.dumps(new, indent=2, sort_keys=True, allow_nan=False))
 
 
 def _lookup(obj: Any, path: str) -> str:
