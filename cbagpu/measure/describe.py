@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from cbagpu._deprecation import moved
 from cbagpu.backend import Backend, get_backend
 from cbagpu.errors import InvalidInputError
 from cbagpu.measure.covariance import two_point_coverage
@@ -214,15 +215,6 @@ def describe(
     return Description(float(voxel_size), ax, tuple(int(n) for n in lab.shape), out, be.name)
 
 
-def __getattr__(name: str) -> Any:
-    """``plot_description`` moved to :func:`cbagpu.plots.plot_description` (deprecated alias,
-    kept for one release)."""
-    if name == "plot_description":
-        import warnings
 
-        from cbagpu.plots import plot_description
-
-        warnings.warn("cbagpu.measure.describe.plot_description moved to "
-                      "cbagpu.plots.plot_description", DeprecationWarning, stacklevel=2)
-        return plot_description
-    raise AttributeError(f"module 'cbagpu.measure.describe' has no attribute {name!r}")
+# plot_description moved to cbagpu.plots (deprecated alias, kept for one release)
+__getattr__ = moved(__name__, "cbagpu.plots", ("plot_description",))
