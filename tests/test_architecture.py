@@ -180,3 +180,13 @@ def test_library_never_sets_matplotlib_backend(name):
     text = modules()[name].read_text()
     assert not re.search(r"matplotlib\.use\(|import matplotlib\.pyplot|from matplotlib import "
                          r"pyplot", text), name
+
+
+def test_every_package_is_installed():
+    """A non-editable install ships only the packages pyproject.toml lists."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT.parent / "pyproject.toml").read_text())["tool"]
+                 ["setuptools"]["packages"])
+    found = {".".join(p.parent.relative_to(ROOT.parent).parts) for p in ROOT.rglob("__init__.py")}
+    assert found <= listed, sorted(found - listed)
