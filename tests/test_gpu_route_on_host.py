@@ -41,19 +41,25 @@ def test_gpu_route_generates_the_same_image(host_gpu):
             generate(PAPER, shape, voxel_size, 1, backend="numpy"))
 
 
-def test_gpu_route_launches_the_kernels(host_gpu, monkeypatch):
+@pytest.fixture
+def launched(monkeypatch) -> list[str]:
+    """Names of the kernels launched through HostKernelBackend while the test runs."""
+    names: list[str] = []
+    kernel = HostKernelBackend.kernel
+
+    def spy(self, filename, name):
+        names.append(name)
+        return kernel(self, filename, name)
+
+    monkeypatch.setattr(HostKernelBackend, "kernel", spy)
+    return names
+
+
+def test_gpu_route_launches_the_kernels(host_gpu, launched):
     """The route above really is the kernel route: generation launches the noise,
     threshold and raster kernels, and the transport solver the transport kernels."""
     from cbagpu.transport import transport
 
-    launched: list[str] = []
-    kernel = HostKernelBackend.kernel
-
-    def spy(self, filename, name):
-        launched.append(name)
-        return kernel(self, filename, name)
-
-    monkeypatch.setattr(HostKernelBackend, "kernel", spy)
     labels = generate(PAPER, (20, 26, 30), 80, 1, backend=host_gpu)
     assert {"white_noise", "threshold_into_labels", "paint_spheroid_rows",
             "paint_ball_rows"} <= set(launched)
@@ -63,21 +69,13 @@ def test_gpu_route_launches_the_kernels(host_gpu, monkeypatch):
             "cba_add_prolonged"} <= set(launched)
 
 
-def test_gpu_route_descriptors_launch_the_sweep_kernels(host_gpu, monkeypatch):
+def test_gpu_route_descriptors_launch_the_sweep_kernels(host_gpu, launched):
     """With a backend that launches kernels, the descriptors' default methods are the
     kernel routes: rounds of the geodesic sweep kernel, widest-path sweeps for intrusion."""
     from cbagpu.measure.geodesic import geodesic_tortuosity
     from cbagpu.measure.intrusion import constrictivity
     from cbagpu.measure.phases import phase_mask
 
-    launched: list[str] = []
-    kernel = HostKernelBackend.kernel
-
-    def spy(self, filename, name):
-        launched.append(name)
-        return kernel(self, filename, name)
-
-    monkeypatch.setattr(HostKernelBackend, "kernel", spy)
     mask = phase_mask(preset_labels(), "pore")
     geodesic_tortuosity(mask, 20.0, 0, host_gpu)
     assert "cba_geodesic_sweep_f32" in launched

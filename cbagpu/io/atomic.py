@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import math
 import os
@@ -115,17 +116,12 @@ def remove_stale_temporaries(dst: Path) -> list[Path]:
     during a write); temporaries of a running writer stay. Returns what was removed."""
     removed = []
     with contextlib.suppress(OSError):
-        for tmp in dst.parent.glob(f".{glob_escape(dst.name)}.*{TMP_SUFFIX}"):
+        for tmp in dst.parent.glob(f".{glob.escape(dst.name)}.*{TMP_SUFFIX}"):
             pid = _pid_of(tmp.name)
             if pid is not None and pid != os.getpid() and not _alive(pid):
                 remove_path(tmp)
                 removed.append(tmp)
     return removed
-
-
-def glob_escape(name: str) -> str:
-    """``name`` with the glob wildcards escaped."""
-    return "".join(f"[{c}]" if c in "*?[" else c for c in name)
 
 
 class Staging:
