@@ -977,6 +977,8 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("list", help="list the suites (benchmarks/suite_*.py)")
+    sub.add_parser("budget", help="the GPU route's cost account on the CPU, against its "
+                   "budgets (see benchmarks/budget.py; --json, --stages, --seconds)")
     run = sub.add_parser("run", help="run one suite, each case in a fresh process")
     run.add_argument("suite", help="suite name (see `list`), dotted module or .py path")
     run.add_argument("--backend", choices=BACKENDS, default="auto")
@@ -996,6 +998,10 @@ def _build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Command line entry point; returns 0, 1 when a case failed, 2 on a harness error."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["budget"]:
+        from benchmarks.budget import main as budget_main
+
+        return budget_main(argv[1:])
     args = _build_parser().parse_args(argv)
     if args.command == "list":
         for name, doc in list_suites().items():

@@ -150,23 +150,27 @@ def profile_describe(n: int, backend: str) -> None:
 
 
 def _compare_geodesic_launches(be: Any, lab: Any, sync: Callable[[], None]) -> None:
-    """The GPU geodesic sweeps with 1, 16 or all planes per launch: launches vs rounds."""
+    """The GPU geodesic sweeps as one persistent launch per sweep (the default) or 1 / 16
+    planes per launch of the older kernel: the same tau, launches vs rounds."""
+    from functools import partial
+
     from cbagpu.measure import geodesic
     from cbagpu.measure.phases import phase_mask
 
-    saved = geodesic._PLANES_PER_LAUNCH
+    saved = geodesic._cuda_sweep
     try:
         for phase in ("pore", "solid"):
             mask = phase_mask(lab, phase)
-            for per in (1, 16, 1 << 30):
-                geodesic._PLANES_PER_LAUNCH = per
+            for per in (None, 1, 16):
+                geodesic._cuda_sweep = partial(saved, per_launch=per)
                 t1 = time.perf_counter()
                 g = geodesic.geodesic_tortuosity(mask, 20.0, 0, be)
                 sync()
-                _stamp(t1, f"{phase}: geodesic, {min(per, lab.shape[0])} planes per launch, "
-                       f"tau {g.tau:.6f}")
+                what = "one persistent launch per sweep" if per is None else \
+                    f"{per} planes per launch"
+                _stamp(t1, f"{phase}: geodesic, {what}, tau {g.tau:.6f}")
     finally:
-        geodesic._PLANES_PER_LAUNCH = saved
+        geodesic._cuda_sweep = saved
 
 
 def _compare_bottleneck_routes(be: Any, lab: Any, sync: Callable[[], None]) -> None:

@@ -15,6 +15,16 @@ static const cba_dim3 gridDim = {1, 1, 1};
 #define __restrict__ __restrict
 // One host "thread" per block: the barrier has nothing to wait for.
 static inline void __syncthreads() {}
+// Block-shared memory of a one-thread block: a local array.
+#define __shared__
+// One host thread: nothing to fence.
+static inline void __threadfence() {}
+static inline unsigned int atomicAdd(unsigned int* address, unsigned int v)
+{
+    const unsigned int old = *address;
+    *address = old + v;
+    return old;
+}
 static inline unsigned long long atomicAdd(unsigned long long* address, unsigned long long v)
 {
     const unsigned long long old = *address;

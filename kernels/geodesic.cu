@@ -84,3 +84,90 @@ extern "C" __global__ void cba_geodesic_sweep_f64(
 {
     cba_geodesic_sweep_t<double>(d, n0, n1, n2, axis, sign, first, count_planes, changed);
 }
+
+// ======================================================================================
+// The whole sweep in one launch (the GPU route's default): a persistent kernel whose blocks
+// all stay resident (the launch asks for at most one block per multiprocessor) and meet at a
+// grid-wide barrier after every plane, so the planes are relaxed in order for the whole grid
+// exactly as by one launch per plane (and by the twin, _sweep_twin): the same distances and
+// counts after every sweep, in one launch instead of one per plane. Reads of the previous
+// plane bypass the non-coherent L1 cache (__ldcg). `bar` holds two unsigned counters, zero
+// before the first launch (the barrier leaves them reusable).
+#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
+#define CBA_LOAD_CG(ptr) __ldcg(ptr)
+__device__ __forceinline__ void cba_grid_sync(unsigned int* bar)
+{
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        volatile unsigned int* vb = bar;
+        const unsigned int gen = vb[1];
+        __threadfence();
+        if (atomicAdd(&bar[0], 1u) == gridDim.x - 1) {
+            atomicExch(&bar[0], 0u);
+            __threadfence();
+            atomicAdd(&bar[1], 1u);
+        } else {
+            while (vb[1] == gen) {
+            }
+        }
+        __threadfence();
+    }
+    __syncthreads();
+}
+#else
+#define CBA_LOAD_CG(ptr) (*(ptr))
+static inline void cba_grid_sync(unsigned int*) {}  // one host thread: planes are in order
+#endif
+
+template <typename T>
+__device__ __forceinline__ void cba_geodesic_sweep_all_t(
+    T* d, const int n0, const int n1, const int n2, const int axis, const int sign,
+    unsigned long long* changed, unsigned int* bar)
+{
+    const long long n[3] = {n0, n1, n2};
+    const long long st[3] = {(long long)n1 * n2, (long long)n2, 1};
+    const int b = axis == 0 ? 1 : 0;
+    const int c = axis == 2 ? 1 : 2;
+    const long long sa = st[axis], sb = st[b], sc = st[c], na = n[axis];
+    const long long mc = n[c] - 2, ncol = (n[b] - 2) * mc;
+    const long long planes = na - 3, k0 = sign > 0 ? 2 : na - 3;
+    const T s2 = (T)1.4142135623730951, s3 = (T)1.7320508075688772, one = (T)1;
+    unsigned long long count = 0;
+    for (long long s = 0; s < planes; ++s) {
+        const long long k = k0 + s * sign;
+        for (long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x; q < ncol;
+             q += (long long)gridDim.x * blockDim.x) {
+            T* t = d + k * sa + (q / mc + 1) * sb + (q % mc + 1) * sc;
+            const T cur = *t;
+            if (cur == cur) {
+                const T* p = t - sign * sa;
+                const T e = cba_nanmin(cba_nanmin(CBA_LOAD_CG(p - sb), CBA_LOAD_CG(p + sb)),
+                                       cba_nanmin(CBA_LOAD_CG(p - sc), CBA_LOAD_CG(p + sc))) + s2;
+                const T g = cba_nanmin(
+                    cba_nanmin(CBA_LOAD_CG(p - sb - sc), CBA_LOAD_CG(p - sb + sc)),
+                    cba_nanmin(CBA_LOAD_CG(p + sb - sc), CBA_LOAD_CG(p + sb + sc))) + s3;
+                const T best = cba_nanmin(cba_nanmin(e, g), CBA_LOAD_CG(p) + one);
+                if (best < cur) {
+                    *t = best;
+                    ++count;
+                }
+            }
+        }
+        cba_grid_sync(bar);
+    }
+    if (count) atomicAdd(changed, count);
+}
+
+extern "C" __global__ void cba_geodesic_sweep_all_f32(
+    float* d, const int n0, const int n1, const int n2, const int axis, const int sign,
+    unsigned long long* changed, unsigned int* bar)
+{
+    cba_geodesic_sweep_all_t<float>(d, n0, n1, n2, axis, sign, changed, bar);
+}
+
+extern "C" __global__ void cba_geodesic_sweep_all_f64(
+    double* d, const int n0, const int n1, const int n2, const int axis, const int sign,
+    unsigned long long* changed, unsigned int* bar)
+{
+    cba_geodesic_sweep_all_t<double>(d, n0, n1, n2, axis, sign, changed, bar);
+}

@@ -136,5 +136,11 @@ class Backend(ABC):
         """Devices this backend can use (0 for a host backend)."""
         return 0
 
+    def resident_blocks(self, threads: int) -> int:
+        """Blocks of ``threads`` that are sure to run at the same time (the grid of a
+        persistent kernel whose blocks wait for each other): 1 where kernels run on the
+        host."""
+        return 1
+
     def __repr__(self) -> str:
         return f"<cbagpu backend {self.name}>"

@@ -110,5 +110,11 @@ class CuPyBackend(Backend):
         pool = self.xp.get_default_memory_pool()
         return int(free + pool.free_bytes())
 
+    def resident_blocks(self, threads: int) -> int:
+        """One block per multiprocessor: resident whatever the kernel's occupancy (a
+        persistent kernel with a grid-wide barrier must never wait for an unscheduled
+        block)."""
+        return int(self.xp.cuda.Device().attributes["MultiProcessorCount"])
+
     def device_count(self) -> int:
         return int(self.xp.cuda.runtime.getDeviceCount())

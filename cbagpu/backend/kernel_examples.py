@@ -188,6 +188,156 @@ def cba_add_prolonged(be: Any) -> KernelCheck:
     return KernelCheck(be.to_host(zd), twin.add_prolonged(z.copy(), ec), "exact")
 
 
+def _pcg_case(be: Any) -> tuple[Any, Any, Any, dict[str, np.ndarray]]:
+    """The transport case with the fused PCG module's helpers."""
+    twin, dev, kern, data = _transport_case(be)
+    return twin, dev, kern, data
+
+
+def _launch(be: Any, name: str, items: int, args: tuple[Any, ...], cap: int = 1 << 20) -> None:
+    be.kernel("transport.cu", name)((launch_blocks(items, _THREADS, cap),), (_THREADS,), args)
+
+
+def cba_gs_zero_first(be: Any) -> KernelCheck:
+    """``cba_gs_zero_first``: ``z = 0`` and the red half-sweep, from garbage in ``z``."""
+    from cbagpu.transport import device_pcg as dp
+
+    twin, dev, _kern, data = _pcg_case(be)
+    r = data["r"]
+    z = be.asarray(data["z"].copy())
+    _launch(be, "cba_gs_zero_first", r.size, dp.gs_zero_first_args(dev, be.asarray(r), z))
+    want = dp.gs_zero_first_twin(twin, r, data["z"].copy())
+    return KernelCheck(be.to_host(z), want, (1e-6, 1e-7))
+
+
+def _prolong_pair(be: Any) -> tuple[np.ndarray, float, np.ndarray, float, np.ndarray]:
+    """``cba_prolong_gs`` then ``cba_gs_last`` (with the dot) against add_prolonged and the
+    black and red half-sweeps of the twin."""
+    from cbagpu.transport import device_pcg as dp
+
+    twin, dev, _kern, data = _pcg_case(be)
+    z0, r, ec = data["z"], data["r"], data["ec"]
+    zd, rd, ecd = be.asarray(z0.copy()), be.asarray(r), be.asarray(ec)
+    part = be.xp.zeros(dp.MAX_PARTS, dtype=be.xp.float64)
+    _launch(be, "cba_prolong_gs", r.size, dp.prolong_gs_args(dev, rd, zd, ecd))
+    black = be.to_host(zd)
+    _launch(be, "cba_gs_last", r.size, dp.gs_last_args(dev, rd, zd, ecd, True, part, True),
+            cap=dp.MAX_PARTS)
+    zt = dp.prolong_gs_twin(twin, r, z0.copy(), ec)
+    black_twin = zt.copy()
+    zt, dot = dp.gs_last_twin(twin, r, zt)
+    mask = (np.indices(r.shape).sum(axis=0) % 2) == 1
+    return (np.where(mask, black, 0), float(be.to_host(part).sum()),
+            be.to_host(zd), dot, np.where(mask, black_twin, 0), zt)
+
+
+def cba_prolong_gs(be: Any) -> KernelCheck:
+    """``cba_prolong_gs``: the black voxels after ``z += P ec`` and the black half-sweep."""
+    black, _dot, _z, _dt, black_twin, _zt = _prolong_pair(be)
+    return KernelCheck(black, black_twin, (1e-5, 1e-6))
+
+
+def cba_gs_last(be: Any) -> KernelCheck:
+    """``cba_gs_last``: after ``cba_prolong_gs``, the whole correction of a V-cycle level
+    and the partials of ``r . z`` (summed)."""
+    _black, dot, z, dot_twin, _bt, z_twin = _prolong_pair(be)
+    return KernelCheck(np.append(z.ravel(), dot), np.append(z_twin.ravel(), dot_twin),
+                       (1e-5, 1e-6))
+
+
+def cba_dense_solve(be: Any) -> KernelCheck:
+    """``cba_dense_solve``: ``inv @ r`` of a random float64 matrix."""
+    from cbagpu.transport import device_pcg as dp
+
+    rng = np.random.default_rng(3)
+    inv = rng.random((37, 37))
+    r = rng.random(37).astype(np.float32)
+    z = be.xp.empty(37, dtype=be.xp.float32)
+    _launch(be, "cba_dense_solve", 37, dp.dense_solve_args(be.asarray(inv), be.asarray(r), z))
+    return KernelCheck(be.to_host(z), dp.dense_solve_twin(inv, r), (1e-6, 1e-6))
+
+
+def _scalars(be: Any, **values: float) -> Any:
+    from cbagpu.transport import device_pcg as dp
+
+    s = np.zeros(dp.S_COUNT)
+    for k, v in values.items():
+        s[getattr(dp, k)] = v
+    return be.asarray(s)
+
+
+def _parts(be: Any, total: float) -> Any:
+    from cbagpu.transport import device_pcg as dp
+
+    part = np.zeros(dp.MAX_PARTS)
+    part[:3] = (total * 0.5, total * 0.25, total * 0.25)
+    return be.asarray(part)
+
+
+def cba_pcg_direction(be: Any) -> KernelCheck:
+    """``cba_pcg_direction``: ``p = z + beta p`` with ``beta = rz / rz_old`` (rounded as the
+    host loop rounds it: exact) and ``rz`` stored."""
+    from cbagpu.transport import device_pcg as dp
+
+    rng = np.random.default_rng(4)
+    z, p = rng.random(999).astype(np.float32), rng.random(999).astype(np.float32)
+    s = _scalars(be, S_RZ_OLD=3.0)
+    pd = be.asarray(p.copy())
+    _launch(be, "cba_pcg_direction", 999,
+            dp.direction_args(be.asarray(z), pd, _parts(be, 2.0), 3, s, False))
+    want = dp.direction_twin(z, p.copy(), 2.0, 3.0)
+    return KernelCheck(np.append(be.to_host(pd), be.to_host(s)[dp.S_RZ]),
+                       np.append(want, 2.0), "exact")
+
+
+def cba_pcg_apply_dot(be: Any) -> KernelCheck:
+    """``cba_pcg_apply_dot``: ``q = A p`` and the partials of ``p . q`` (summed)."""
+    from cbagpu.transport import device_pcg as dp
+
+    twin, dev, _kern, data = _pcg_case(be)
+    p = data["z"]
+    q = be.xp.empty(p.shape, dtype=be.xp.float32)
+    part = be.xp.zeros(dp.MAX_PARTS, dtype=be.xp.float64)
+    _launch(be, "cba_pcg_apply_dot", p.size, dp.apply_dot_args(dev, be.asarray(p), q, part),
+            cap=dp.MAX_PARTS)
+    qt, dot = dp.apply_dot_twin(twin, p)
+    return KernelCheck(np.append(be.to_host(q).ravel(), be.to_host(part).sum()),
+                       np.append(qt.ravel(), dot), (1e-5, 1e-5))
+
+
+def cba_pcg_update(be: Any) -> KernelCheck:
+    """``cba_pcg_update``: ``x += alpha p``, ``r -= alpha q`` (exact), then a stalled update
+    (``pq <= 0``) that changes nothing and records the iteration."""
+    from cbagpu.transport import device_pcg as dp
+
+    rng = np.random.default_rng(6)
+    x, r, p, q = (rng.random(777).astype(np.float32) for _ in range(4))
+    xd, rd = be.asarray(x.copy()), be.asarray(r.copy())
+    s = _scalars(be, S_RZ=2.0, S_RZ0=4.0)
+    pd, qd = be.asarray(p), be.asarray(q)
+    _launch(be, "cba_pcg_update", 777, dp.update_args(xd, rd, pd, qd, _parts(be, 5.0), 3, s,
+                                                      1, 1e-12))
+    xt, rt = dp.update_twin(x.copy(), r.copy(), p, q, 2.0, 5.0)
+    got = [be.to_host(xd), be.to_host(rd)]
+    _launch(be, "cba_pcg_update", 777, dp.update_args(xd, rd, pd, qd, _parts(be, -1.0), 3, s,
+                                                      2, 1e-12))
+    sh = be.to_host(s)
+    got += [be.to_host(xd), np.array([sh[dp.S_STALL], sh[dp.S_STALL_IT], sh[dp.S_RZ_OLD]])]
+    return KernelCheck(tuple(got), (xt, rt, xt, np.array([1.0, 2.0, 2.0])), "exact")
+
+
+def cba_slice_flux(be: Any) -> KernelCheck:
+    """``cba_slice_flux``: the fluxes through every layer of a random potential."""
+    from cbagpu.transport import device_pcg as dp
+
+    twin, dev, _kern, data = _pcg_case(be)
+    x = data["z"]
+    out = be.xp.zeros(x.shape[0] + 1, dtype=be.xp.float64)
+    _launch(be, "cba_slice_flux", x.shape[0] + 1, dp.slice_flux_args(dev, be.asarray(x), out),
+            cap=dp.MAX_PARTS)
+    return KernelCheck(be.to_host(out), dp.slice_flux_twin(twin, x), (1e-9, 1e-9))
+
+
 # ----------------------------------------------------------------------------- measure
 def _geodesic(be: Any, dtype: Any) -> KernelCheck:
     """Six sweeps, one plane per launch, each from the previous one's result: equal to the

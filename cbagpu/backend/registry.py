@@ -92,6 +92,7 @@ _SIM = "cbagpu.simulate"
 _MEAS = "cbagpu.measure"
 _TR = "cbagpu.transport"
 _EX = "cbagpu.backend.kernel_examples"
+_DP = "cbagpu.transport.device_pcg"
 
 #: Every kernel of ``kernels/*.cu``, in file order.
 REGISTRY: tuple[KernelEntry, ...] = (
@@ -122,6 +123,17 @@ REGISTRY: tuple[KernelEntry, ...] = (
                 f"{_EX}:cba_residual_restrict"),
     KernelEntry("transport.cu", "cba_add_prolonged", f"{_TR}.operator:Level.add_prolonged",
                 f"{_TR}.cuda_kernels:prolong_args", f"{_EX}:cba_add_prolonged"),
+    *(KernelEntry("transport.cu", name, f"{_DP}:{twin}", f"{_DP}:{args}", f"{_EX}:{name}")
+      for name, twin, args in (
+          ("cba_gs_zero_first", "gs_zero_first_twin", "gs_zero_first_args"),
+          ("cba_prolong_gs", "prolong_gs_twin", "prolong_gs_args"),
+          ("cba_gs_last", "gs_last_twin", "gs_last_args"),
+          ("cba_dense_solve", "dense_solve_twin", "dense_solve_args"),
+          ("cba_pcg_direction", "direction_twin", "direction_args"),
+          ("cba_pcg_apply_dot", "apply_dot_twin", "apply_dot_args"),
+          ("cba_pcg_update", "update_twin", "update_args"),
+          ("cba_slice_flux", "slice_flux_twin", "slice_flux_args"),
+      )),
 )
 
 

@@ -62,12 +62,14 @@ reached by label correction in two phases, written once against the array module
 **On the GPU** the bookkeeping above would cost host round trips per plane, so the CuPy
 backend runs whole sweeps instead: ``kernels/geodesic.cu`` relaxes whole planes (one thread
 per column of the plane) and rounds of the six sweeps repeat until one lowers no voxel, with
-one read-back per round. By default each launch relaxes one plane, so a GPU sweep equals
-the twin's (``_sweep_twin``) exactly: a paper realization needs 5 (pore) and 6 (solid)
-rounds at 200^3. Several planes per launch (``_PLANES_PER_LAUNCH``) save launches, but a
-block may then read a neighbouring block's voxel before that block lowered it, which only
-delays the improvement: the host-compiled kernel, whose one thread walks each column through
-all planes before the next, needs 45 / 30 rounds at 200^3 for the same distances.
+one read-back per round. Each sweep is one launch of a persistent kernel whose resident
+blocks meet at a grid-wide barrier after every plane, so a GPU sweep equals the twin's
+(``_sweep_twin``) exactly: a paper realization needs 5 (pore) and 6 (solid) rounds at 200^3,
+at 6 launches and one read per round whatever the number of planes. (The older kernel,
+``cba_geodesic_sweep_*``, relaxes a given number of planes per launch; several planes per
+launch without a barrier let a block read a neighbouring block's voxel before that block
+lowered it, which only delays the improvement: 45 / 30 rounds at 200^3 when the blocks run
+one after another.)
 
 The final d is a fixed point of the Bellman equations whose values are lengths of actual
 paths, hence the exact graph distance (unreachable voxels keep ∞). It equals
@@ -141,11 +143,11 @@ _TRANSPOSE_FRACTION = 0.05
 METHODS: tuple[str, ...] = ("auto", "rounds", "boxes")
 _THREADS = 256
 _MAX_BLOCKS = 1 << 16
-# Planes per launch of the GPU sweep: 1 orders the planes for the whole grid (a sweep then
-# equals the twin's exactly, ~5 rounds at 200^3; one launch per plane); more planes per
-# launch mean fewer launches but stale reads across blocks and more rounds (up to ~45 at
-# 200^3 when blocks run one after another, measured with the host-compiled kernel).
-_PLANES_PER_LAUNCH = 1
+# The GPU sweep is one launch of a persistent kernel per sweep (planes in order, a grid-wide
+# barrier between them: the twin's result exactly). The older kernel relaxes a given number
+# of planes per launch: 1 orders the planes (one launch per plane); more planes per launch
+# mean stale reads across blocks and more rounds (up to ~45 at 200^3 when blocks run one
+# after another, measured with the host-compiled kernel).
 _COPY_BLOCK = 8
 
 
@@ -571,10 +573,28 @@ def _sweep_twin(xp: Any, d: Any, axis: int, sign: int, changed: Any) -> None:
         changed[0] += xp.count_nonzero(lt)
 
 
+def sweep_all_args(d: Any, axis: int, sign: int, changed: Any, bar: Any) -> tuple[Any, ...]:
+    """Arguments of ``cba_geodesic_sweep_all_f32`` / ``_f64`` (the whole sweep in one
+    launch)."""
+    return (d, *(np.int32(s) for s in d.shape), np.int32(axis), np.int32(sign), changed, bar)
+
+
 def _cuda_sweep(be: Backend, per_launch: int | None = None) -> Any:
-    """The sweep as launches of kernels/geodesic.cu (one thread per column of the plane),
-    ``per_launch`` planes each (default ``_PLANES_PER_LAUNCH``)."""
-    per = _PLANES_PER_LAUNCH if per_launch is None else per_launch
+    """The sweep as launches of kernels/geodesic.cu. Default: one launch of the persistent
+    kernel ``cba_geodesic_sweep_all_*`` per sweep (all planes, in order, with a grid-wide
+    barrier between planes: at most :meth:`~cbagpu.backend.base.Backend.resident_blocks`
+    blocks); with ``per_launch``, launches of ``cba_geodesic_sweep_*`` of that many planes
+    each (one thread per column of the plane)."""
+    bar = be.xp.zeros(2, dtype=be.xp.uint32)
+
+    def sweep_all(d: Any, axis: int, sign: int, changed: Any) -> None:
+        name = ("cba_geodesic_sweep_all_f64" if d.dtype == np.float64
+                else "cba_geodesic_sweep_all_f32")
+        b, c = _OTHERS[axis]
+        columns = (d.shape[b] - 2) * (d.shape[c] - 2)
+        blocks = launch_blocks(columns, _THREADS, be.resident_blocks(_THREADS))
+        be.kernel("geodesic.cu", name)((blocks,), (_THREADS,),
+                                       sweep_all_args(d, axis, sign, changed, bar))
 
     def sweep(d: Any, axis: int, sign: int, changed: Any) -> None:
         name = "cba_geodesic_sweep_f64" if d.dtype == np.float64 else "cba_geodesic_sweep_f32"
@@ -582,10 +602,10 @@ def _cuda_sweep(be: Backend, per_launch: int | None = None) -> Any:
         b, c = _OTHERS[axis]
         columns = (d.shape[b] - 2) * (d.shape[c] - 2)
         blocks = launch_blocks(columns, _THREADS, _MAX_BLOCKS)
-        for first, count in sweep_launches(d.shape[axis], sign, per):
+        for first, count in sweep_launches(d.shape[axis], sign, per_launch):
             fn((blocks,), (_THREADS,), sweep_args(d, axis, sign, first, count, changed))
 
-    return sweep
+    return sweep_all if per_launch is None else sweep
 
 
 def _geodesic_padded_rounds(be: Backend, m: Any, dtype: Any, sweep: Any) -> Any:

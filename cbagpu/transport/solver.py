@@ -69,6 +69,9 @@ BYTES_PER_VOXEL = 32  # 3 conductances, x, r, p, z (float32) and the coarse leve
 #: spread stalls near 1e-4 to 5e-4 (tests/test_transport.py::test_precise_tolerance_converges).
 PRECISE_TOL = 1e-3
 
+#: Iterations between two convergence checks (each check reads the fluxes to the host).
+CHECK_EVERY = 2
+
 
 @dataclass(frozen=True)
 class TransportResult:
@@ -434,13 +437,18 @@ def _pcg(
     r *= -1
     r[0] += fine.g_in
     bnorm = math.sqrt(float((fine.g_in.astype(np.float64) ** 2).sum()))
+    if _device_loop(levels):
+        from cbagpu.transport.device_pcg import DevicePCG
+
+        info = DevicePCG(be, levels, coarse_inv).solve(x, r, tol, max_iter, progress,
+                                                      CHECK_EVERY)
+        return x, _final(be, fine, x, r, bnorm, tol, info["iterations"], info["stalled"])
     z = xp.empty_like(r)
     p = xp.zeros_like(r)
     rz_old = 0.0
     it = 0
     spread = math.inf
-    flux = slice_fluxes(fine, x, be)
-    check_every = 2
+    check_every = CHECK_EVERY
     floor = (100 * float(np.finfo(fine.dtype).eps)) ** 2
     rz0 = 0.0
     stalled = False
@@ -470,11 +478,27 @@ def _pcg(
         _axpy(be, -alpha, q, r)
         rz_old = rz
         it += 1
-    flux = slice_fluxes(fine, x, be)  # of the final potential, whatever stopped the loop
+    return x, _final(be, fine, x, r, bnorm, tol, it, stalled)
+
+
+def _device_loop(levels: list[Level]) -> bool:
+    """Whether the fused device loop (:mod:`cbagpu.transport.device_pcg`) runs: float32
+    fields on a backend that launches the kernels, and a hierarchy of at least two levels."""
+    from cbagpu.transport.cuda_kernels import CudaKernels
+
+    fine = levels[0]
+    return (isinstance(fine.kern, CudaKernels) and fine.dtype == np.float32
+            and len(levels) >= 2)
+
+
+def _final(be: Backend, fine: Level, x: Any, r: Any, bnorm: float, tol: float, it: int,
+           stalled: bool) -> dict[str, Any]:
+    """The loop's ``info``: fluxes of the final potential, whatever stopped the loop."""
+    flux = slice_fluxes(fine, x, be)
     mean = flux.mean()
     spread = float((flux.max() - flux.min()) / mean) if mean > 0 else math.inf
     res = math.sqrt(max(be.dot64(r, r), 0.0)) / bnorm if bnorm > 0 else 0.0
-    return x, {
+    return {
         "iterations": it,
         "converged": bool(spread <= tol),
         "stalled": stalled,
