@@ -34,7 +34,7 @@ import numpy as np
 
 from cbagpu.backend import Backend
 from cbagpu.backend.kernels import launch_blocks
-from cbagpu.transport.operator import Level
+from cbagpu.transport.operator import Level, slice_fluxes
 
 THREADS = 256
 #: Block partials of a reduction (the grid of the launches that produce them).
@@ -142,9 +142,7 @@ def update_twin(x: np.ndarray, r: np.ndarray, p: np.ndarray, q: np.ndarray, rz: 
 
 
 def slice_flux_twin(lev: Level, x: np.ndarray) -> np.ndarray:
-    """The fluxes of :func:`cbagpu.transport.solver.slice_fluxes`."""
-    from cbagpu.transport.solver import slice_fluxes
-
+    """The fluxes of :func:`cbagpu.transport.operator.slice_fluxes`."""
     return slice_fluxes(lev, x)
 
 

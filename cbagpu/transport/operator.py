@@ -309,3 +309,27 @@ def assemble_dense(level: Level) -> np.ndarray:
 
 def _host(xp: Any, a: Any) -> Any:
     return a.get() if hasattr(a, "get") else a
+
+
+def slice_fluxes(level: Level, x: Any, backend: Any = None) -> np.ndarray:
+    """Flux through the inlet, each face layer along axis 0 and the outlet (float64).
+
+    ``backend`` holds ``level``'s arrays (default: the NumPy backend).
+    """
+    if backend is None:
+        from cbagpu.backend import get_backend
+
+        backend = get_backend("numpy")
+    be = backend
+    g0 = level.g[0]
+    n0 = x.shape[0]
+    out = np.empty(n0 + 1)
+    out[0] = float((level.g_in * (1 - x[0])).sum(dtype=np.float64))
+    step = max(1, be.slab_elements() // max(1, x[0].size))
+    for a in range(0, n0 - 1, step):
+        b = min(a + step, n0 - 1)
+        # rows first, then the layer (a reduction to few values is one block on CuPy)
+        f = (g0[a:b] * (x[a:b] - x[a + 1 : b + 1])).sum(axis=2, dtype=np.float64).sum(axis=1)
+        out[a + 1 : b + 1] = be.to_host(f)
+    out[n0] = float((level.g_out * x[-1]).sum(dtype=np.float64))
+    return out

@@ -51,7 +51,7 @@ from cbagpu.transport.conductance import (
     fine_level,
     percolating,
 )
-from cbagpu.transport.operator import Level, assemble_dense, coarsen
+from cbagpu.transport.operator import Level, assemble_dense, coarsen, slice_fluxes
 from cbagpu.validation import AXIS_NAMES, check_axis, check_mask_3d
 
 #: Default tolerance on the spread of the cross-section fluxes, (max - min) / mean (the
@@ -379,26 +379,6 @@ def _vcycle(levels: list[Level], coarse_inv: Any, k: int, r: Any, z: Any) -> Any
         lev.gauss_seidel(r, z, 1)
         lev.gauss_seidel(r, z, 0)
     return z
-
-
-def slice_fluxes(level: Level, x: Any, backend: Backend | None = None) -> np.ndarray:
-    """Flux through the inlet, each face layer along axis 0 and the outlet (float64).
-
-    ``backend`` holds ``level``'s arrays (default: the NumPy backend).
-    """
-    be = get_backend("numpy") if backend is None else backend
-    g0 = level.g[0]
-    n0 = x.shape[0]
-    out = np.empty(n0 + 1)
-    out[0] = float((level.g_in * (1 - x[0])).sum(dtype=np.float64))
-    step = max(1, be.slab_elements() // max(1, x[0].size))
-    for a in range(0, n0 - 1, step):
-        b = min(a + step, n0 - 1)
-        # rows first, then the layer (a reduction to few values is one block on CuPy)
-        f = (g0[a:b] * (x[a:b] - x[a + 1 : b + 1])).sum(axis=2, dtype=np.float64).sum(axis=1)
-        out[a + 1 : b + 1] = be.to_host(f)
-    out[n0] = float((level.g_out * x[-1]).sum(dtype=np.float64))
-    return out
 
 
 def _as_float64(level: Level, be: Backend) -> Level:
