@@ -79,7 +79,7 @@ def test_gpu_route_descriptors_launch_the_sweep_kernels(host_gpu, launched):
 
     mask = phase_mask(preset_labels(), "pore")
     geodesic_tortuosity(mask, 20.0, 0, host_gpu)
-    assert "cba_geodesic_sweep_f32" in launched
+    assert "cba_geodesic_sweep_all_f32" in launched  # one persistent launch per sweep
     constrictivity(mask, 20.0, 0, "low", backend=host_gpu)
     assert "cba_widest_sweep_u8" in launched
 
@@ -159,3 +159,25 @@ def test_gpu_route_high_contrast_solid_meets_the_tolerance(host_gpu):
     assert a.converged and a.flux_spread <= 1e-2, a.message
     ref = effective_conductivity(labels, PHASE_SIGMA["solid"], tol=1e-6, dtype=np.float64)
     assert a.tau_eff == pytest.approx(ref.tau_eff, rel=5e-3)
+
+
+def test_persistent_geodesic_sweep_equals_one_launch_per_plane(host_gpu):
+    """The default GPU sweep (all planes in one launch, barrier between planes) and the
+    older kernel with one plane per launch give the same distance map, in the same rounds."""
+    from cbagpu.measure import geodesic
+    from cbagpu.measure.phases import phase_mask
+
+    m = phase_mask(preset_labels(), "pore")
+    maps, rounds = [], []
+    for per in (None, 1):
+        sweep = geodesic._cuda_sweep(host_gpu, per)
+        count = []
+
+        def counted(d, axis, sign, changed, sweep=sweep, count=count):
+            count.append(1)
+            sweep(d, axis, sign, changed)
+
+        maps.append(geodesic._geodesic_padded_rounds(host_gpu, m, np.dtype(np.float32), counted))
+        rounds.append(len(count) // 6)
+    np.testing.assert_array_equal(maps[0], maps[1])
+    assert rounds[0] == rounds[1] >= 2
