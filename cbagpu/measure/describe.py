@@ -25,6 +25,22 @@ from cbagpu.validation import check_axis, check_labels, check_mask_3d, check_vox
 
 DEFAULT_PHASES = ("solid", "pore", "graphite")
 
+#: The one window convention of :func:`describe` (issue 18). The image samples space at the
+#: voxel centres i*s (NOTES §1), so the region it observes is the box they span, of edge
+#: (n-1) s per axis. Every density refers to that box: ``volume_fraction`` is the fraction
+#: of its n^3 lattice points (the voxels) in the phase -- the point-count estimator of the
+#: box's volume fraction -- and S_V, M_V, chi_V are the edge-corrected totals inside it
+#: (2x2x2 cells between the centres, :mod:`cbagpu.measure.minkowski`) over its volume
+#: ``(nz-1)(ny-1)(nx-1) s^3``. (The minkowski module's own V_V weights the box's face,
+#: edge and corner points by 1/2, 1/4, 1/8; both are unbiased point counts of the same
+#: box and differ by less than the share of the boundary points.)
+WINDOW_CONVENTION = (
+    "densities refer to the box spanned by the voxel centres, (n-1)*s per axis: "
+    "volume_fraction is the fraction of its n^3 lattice points (the voxels) in the phase; "
+    "S_V, M_V, chi_V are the edge-corrected totals inside it divided by its volume "
+    "(nz-1)(ny-1)(nx-1)*s^3"
+)
+
 
 def _finite(v: float) -> float | None:
     v = float(v)
@@ -91,6 +107,12 @@ class Description:
     phases: dict[str, PhaseDescription]
     backend: str
 
+    @property
+    def window_volume(self) -> float:
+        """Volume [nm^3] of the window every density refers to: the box spanned by the
+        voxel centres, ``(nz-1)(ny-1)(nx-1) s^3`` (see :data:`WINDOW_CONVENTION`)."""
+        return float(np.prod([n - 1 for n in self.shape])) * self.voxel_size**3
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {name: p.to_dict() for name, p in self.phases.items()}
         out["meta"] = {
@@ -99,6 +121,11 @@ class Description:
             "shape": list(self.shape),
             "backend": self.backend,
             "units": "nm",
+            "window": {
+                "extent": [(n - 1) * self.voxel_size for n in self.shape],
+                "volume": self.window_volume,
+                "convention": WINDOW_CONVENTION,
+            },
         }
         return out
 
@@ -195,6 +222,13 @@ def describe(
     Returns
     -------
     Description
+
+    Notes
+    -----
+    One window convention for every density (:data:`WINDOW_CONVENTION`): the window is the
+    box spanned by the voxel centres, ``(n-1) s`` per axis; the volume fraction counts its
+    ``n^3`` lattice points (the voxels), S_V, M_V and chi_V are its edge-corrected totals
+    per its volume (recorded as ``meta.window`` in :meth:`Description.to_dict`).
     """
     voxel_size = check_voxel_size(voxel_size)
     ax = check_axis(axis)
