@@ -36,3 +36,15 @@ def test_every_density_refers_to_the_box_of_the_voxel_centres():
         # the two point counts of the same box differ by less than its boundary share
         boundary = 1 - np.prod([(n - 2) / n for n in lab.shape])
         assert abs(totals[0] / win["volume"] - p.volume_fraction) < boundary
+
+
+def test_connectivity_is_passed_on_and_recorded():
+    rng = np.random.default_rng(1)
+    lab = rng.integers(0, 3, (12, 13, 14)).astype(np.uint8)
+    d6 = describe(lab, 20.0, phases=("solid",), backend="numpy", connectivity=6)
+    h = configuration_histogram(lab > 0, "numpy")
+    chi6 = (configuration_weights(20.0, 6) @ h)[3] / d6.window_volume
+    assert d6.phases["solid"].chi_V == pytest.approx(chi6, rel=1e-12, abs=1e-18)
+    assert d6.to_dict()["meta"]["connectivity"] == 6
+    with pytest.raises(ValueError, match="connectivity"):
+        describe(lab, 20.0, phases=("solid",), backend="numpy", connectivity=18)

@@ -118,6 +118,7 @@ from cbagpu.validation import check_mask_3d, check_voxel_size
 __all__ = [
     "CONNECTIVITIES",
     "IntrinsicVolumes",
+    "check_connectivity",
     "configuration_histogram",
     "configuration_weights",
     "densities_from_histogram",
@@ -429,6 +430,11 @@ def intrinsic_volumes(
 def _check_mask(be: Backend, mask: Any) -> Any:
     """A 3-D mask of this backend with every edge >= 2 (one 2x2x2 configuration)."""
     return check_mask_3d(mask, be.xp, min_edge=2)
+
+
+def check_connectivity(connectivity: Any) -> int:
+    """The foreground adjacency (6 or 26) as an int; InvalidInputError otherwise."""
+    return _check_connectivity(connectivity)
 
 
 def _check_connectivity(connectivity: Any) -> int:
