@@ -89,6 +89,32 @@ def test_surface_area_of_digitised_balls(radius):
         assert s_total == pytest.approx(4 * math.pi * radius**2, rel=0.015)
 
 
+def test_edge_correction_windows_of_a_periodic_image_average_to_its_density():
+    """A periodic Boolean-ball image (96^3, r = 6, V = 0.15; the balls painted with their
+    periodic images): its density is the periodic histogram's (no window at all). The 27
+    windows of 32^3 tiling it, each edge-corrected, must average to it within three
+    standard errors of their mean (they miss only the cells across the tiles' faces).
+    Dividing by n^3 instead of (n-1)^3, or counting the window's faces, fails this."""
+    n, w, r = 96, 32, 6.0
+    rng = np.random.default_rng(4)
+    lam = -math.log(1 - 0.15) / (4 / 3 * math.pi * r**3)
+    c = rng.uniform(0, n, (rng.poisson(lam * n**3), 3))
+    shifts = np.array(np.meshgrid(*[[-n, 0, n]] * 3, indexing="ij")).reshape(3, -1).T
+    cc = (c[None] + shifts[:, None]).reshape(-1, 3)
+    cc = cc[np.all((cc > -r - 1) & (cc < n + r + 1), axis=1)]
+    mask = _paint((n, n, n), cc, np.full(len(cc), r))
+    hp = configuration_histogram(np.pad(mask, ((0, 1),) * 3, mode="wrap"), "numpy")
+    assert hp.sum() == n**3
+    for conn in (6, 26):
+        wts = configuration_weights(1.0, conn)
+        torus = wts @ hp / n**3
+        est = np.array([wts @ (h := configuration_histogram(
+            mask[i:i + w, j:j + w, k:k + w], "numpy")) / h.sum()
+            for i in range(0, n, w) for j in range(0, n, w) for k in range(0, n, w)])
+        se = est.std(axis=0, ddof=1) / math.sqrt(len(est))
+        assert np.all(np.abs(est.mean(axis=0) - torus) <= 3 * se), (conn, est.mean(0), torus)
+
+
 # ------------------------------------------------------------------ the digitisation is not
 def _pair_errors(r: float, k: int, lo: float, hi: float, seed: int) -> dict[int, np.ndarray]:
     """chi - 1 of k digitised pairs of overlapping balls of radius r at distance
