@@ -13,7 +13,7 @@ import pytest
 
 from cbagpu import generate, model_theory, preset
 from cbagpu.studies import sweep as sweep_mod
-from cbagpu.studies.regression import fit_linear, fit_power_law
+from cbagpu.studies.regression import fit_linear, fit_power_law, fit_power_law_linear
 from cbagpu.studies.sweep import COLUMNS, EXTRA_COLUMNS, parse_vary, sweep
 
 BASE = preset("paper")
@@ -73,12 +73,16 @@ def test_table_and_fits_content(reference):
         rs = [r for r in rows if r["phase"] == ph]
         col = {k: np.array([float(r[k]) for r in rs]) for k in
                ("epsilon", "constrictivity", "geodesic_tortuosity", "M", "V1")}
-        f28 = fit_power_law(col["epsilon"], col["constrictivity"], col["geodesic_tortuosity"],
-                            col["M"])
+        args28 = (col["epsilon"], col["constrictivity"], col["geodesic_tortuosity"], col["M"])
+        f28 = fit_power_law_linear(*args28)  # the default: on M (the paper's description)
+        f28log = fit_power_law(*args28)
         f29 = fit_linear(col["V1"], col["M"])
         for k in "abc":
-            assert fits[ph][k] == pytest.approx(getattr(f28, k).value, rel=1e-12, abs=1e-15)
+            assert fits[ph][k] == pytest.approx(getattr(f28, k).value, rel=1e-9, abs=1e-12)
             assert fits[ph]["eq28"][k]["value"] == fits[ph][k]
+            assert fits[ph]["eq28_log"][k]["value"] == pytest.approx(
+                getattr(f28log, k).value, rel=1e-12, abs=1e-15)
+        assert fits[ph]["eq28"]["space"] == "linear" and fits[ph]["eq28_log"]["space"] == "log"
         assert fits[ph]["c1"] == pytest.approx(f29.c1.value, rel=1e-12)
         assert fits[ph]["c0"] == pytest.approx(f29.c0.value, rel=1e-12)
         assert fits[ph]["eq29"]["c1"]["ci"][0] < fits[ph]["c1"] < fits[ph]["eq29"]["c1"]["ci"][1]

@@ -2,7 +2,7 @@
 calls one library function and prints (:mod:`cbagpu.cli.common` holds what they share).
 
 Commands: ``generate``, ``theory``, ``describe``, ``transport``, ``fit``, ``prepare``,
-``composition``, ``validate``, ``sweep``, ``info``. Exit status: 0 done; 1 the work ran
+``composition``, ``validate``, ``sweep``, ``regress``, ``info``. Exit status: 0 done; 1 the work ran
 but did not succeed (failed tasks of a study, a transport solve that did not converge);
 2 bad input, an unavailable backend, a request too large for memory, a bad path or a
 missing optional extra (one line on stderr); 130 interrupted. Anything else is a bug and
@@ -24,6 +24,7 @@ from cbagpu.cli import (
     generate,
     info,
     prepare,
+    regress,
     sweep,
     theory,
     transport,
@@ -35,7 +36,7 @@ __all__ = ["build_parser", "main"]
 
 #: The command modules in the order ``cbagpu --help`` lists them.
 COMMANDS = (generate, theory, describe, transport, fit, prepare, composition, validate,
-            sweep, info)
+            sweep, regress, info)
 
 
 def build_parser() -> argparse.ArgumentParser:

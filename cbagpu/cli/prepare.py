@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from cbagpu.cli.common import UsageError, add_run_options, print_json, read_image_arg
+from cbagpu.cli.common import UsageError, add_run_options, print_json, read_image_arg, say
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -50,6 +50,24 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="voxels the quantile is taken over (default all, as in the paper)")
     p.add_argument("--threshold", type=float, default=None,
                    help="fixed probability threshold instead of the quantile")
+    p.add_argument("--graphite-fraction", type=float, default=None, metavar="F",
+                   help="expected graphite volume fraction of the image (e.g. 0.094): the "
+                   "threshold is chosen to label that much, and the quantile it implies is "
+                   "reported")
+    p.add_argument("--wt", default=None, metavar="NAME=W,...",
+                   help="expected composition instead (paper Section 2.3.3): weight "
+                   "fractions, e.g. am=87,graphite=5,carbon_black=4,binder=4; with --density")
+    p.add_argument("--density", default=None, metavar="NAME=RHO,...",
+                   help="densities for --wt, e.g. am=4.77,graphite=2.3,carbon_black=1.9,"
+                   "binder=1.8")
+    p.add_argument("--porosity", type=float, default=None,
+                   help="porosity of the AM-free region for --wt (default: the cleaned "
+                   "image's)")
+    p.add_argument("--threshold-rule", choices=("auto", "quantile", "composition"),
+                   default="auto",
+                   help="auto (default): the composition when --graphite-fraction or --wt "
+                   "is given, else the quantile; quantile: the paper's rule, the "
+                   "composition only compared with")
     p.add_argument("--min-graphite-volume", type=float, default=5000 * 20.0**3, metavar="NM3",
                    help="graphite components below this volume are removed (default 4e7 nm^3 "
                    "= 5000 voxels at 20 nm)")
@@ -81,6 +99,17 @@ def run(args: argparse.Namespace) -> int:
     note(f"reading {args.solid} and {args.graphite_prob}")
     solid, _ = read_image_arg(args.solid, "solid image")
     prob, _ = read_image_arg(args.graphite_prob, "graphite probability map")
+    composition = None
+    if (args.wt is None) != (args.density is None):
+        raise UsageError("--wt and --density go together")
+    if args.porosity is not None and args.wt is None:
+        raise UsageError("--porosity needs --wt and --density")
+    if args.wt is not None:
+        from cbagpu.cli.composition import parse_mapping
+
+        composition = {"weight_fractions": parse_mapping(args.wt, "--wt"),
+                       "densities": parse_mapping(args.density, "--density"),
+                       "porosity": args.porosity}
     vs = args.voxel_size[0] if len(args.voxel_size) == 1 else tuple(args.voxel_size)
     note("preparing (clean-up, slice removal, graphite labelling)")
     r = prepare(
@@ -90,10 +119,13 @@ def run(args: argparse.Namespace) -> int:
         quantile_over=args.quantile_over, threshold=args.threshold,
         min_graphite_volume=args.min_graphite_volume,
         graphite_connectivity=args.graphite_connectivity, closing_radius=args.closing_radius,
-        backend=args.backend,
+        graphite_fraction=args.graphite_fraction, composition=composition,
+        threshold_rule=args.threshold_rule, backend=args.backend,
     )
     path = write_image(args.out, r.labels, r.metadata(inputs={
         "solid": str(args.solid), "graphite_prob": str(args.graphite_prob)}))
+    for m in r.messages:
+        say("prepare", m)
     if args.json:
         print_json({"out": str(path), **r.to_dict()})
         return 0

@@ -63,14 +63,26 @@ the paper's graphite platelets at 20 nm (single grains of the Table 2 law, half-
 ~5 voxels) chi is exact for every grain under 26 but wrong for about half of them under 6
 (M: +2.6 % vs +14 %). It is also scikit-image's default.
 
-Limitations (measured; see tests/test_measure_minkowski.py). Smooth convex grains of radius
->= 10 voxels are exact in chi and within 1 % in V, S, M. Unions of overlapping grains
-(Boolean models) are not: gaps thinner than a voxel get bridged and the sharp re-entrant
-wedges along the intersection curves get mis-digitised, which biases M_V by a few % and
-chi_V by tens of % (Boolean balls of radius 8-12 voxels, V = 0.2: M -9 % / -5 %, chi -86 % /
--29 % of Miles' value under 26 / 6) -- and the chi error hardly shrinks when the same
-structure is digitised finer (the wedge angles are scale-free). For unions of convex grains
-the pair (6, 26) is the less biased one; for their complements, by duality, (26, 6).
+Limitations (measured; tests/test_measure_minkowski.py, tests/test_measure_minkowski_accuracy.py,
+benchmarks/accuracy_minkowski.py; README "Accuracy of the descriptors"). Smooth convex
+grains of radius >= 10 voxels are exact in chi and within 1 % in V, S, M. Unions of
+overlapping grains (Boolean models) are not, and the cause is the digitisation of the set,
+not the estimator: (i) the local Euler numbers are exact -- on every digitised image chi is
+scikit-image's ``euler_number`` of the same adjacency, an integer; (ii) the edge correction
+is unbiased (windowed estimates of a periodic image average to its periodic density);
+(iii) where two grains barely overlap, the complement has a thin wedge along their
+intersection circle, and its digitisation makes spurious one-voxel cavities and tunnels
+whose number grows with the wedge's length in voxels. So the chi error does not shrink
+when the same model is digitised finer (Boolean balls, V = 0.15, against Miles at each
+window's own intensity: chi -19 / -20 / -23 % under (6, 26) and -58 / -52 / -63 % under
+(26, 6) at r = 8 / 16 / 32 voxels; against the exact Euler number of the same unions, from
+their alpha complex: -0.05 / -0.06 / -0.08 under (6, 26) and -0.16 / -0.15 / -0.17 under
+(26, 6) per ball), as Ohser, Nagel & Schladitz (Image Anal Stereol 22 (2003) 11-19) found
+for these adjacencies; no 2x2x2 adjacency tried (6, 26 and the self-dual 14 of the
+Freudenthal triangulation) reaches 10 %. M_V, from the planar sections' Euler numbers, has
+the 2-D version of the same error: -4 / -2 / -3 % under (6, 26), -8 / -5 / -6 % under
+(26, 6). For unions of convex grains the pair (6, 26) is the less biased one; for their
+complements, by duality, (26, 6); for thin platelets (26, 6) (above).
 
 The mean over directions is exact only for isotropic structures: a plane with unit normal n
 has S estimated as 2 * sum_d c_d |d.n|/|d| times its area, between 0.927 (axis-aligned
@@ -106,6 +118,7 @@ from cbagpu.validation import check_mask_3d, check_voxel_size
 __all__ = [
     "CONNECTIVITIES",
     "IntrinsicVolumes",
+    "check_connectivity",
     "configuration_histogram",
     "configuration_weights",
     "densities_from_histogram",
@@ -417,6 +430,11 @@ def intrinsic_volumes(
 def _check_mask(be: Backend, mask: Any) -> Any:
     """A 3-D mask of this backend with every edge >= 2 (one 2x2x2 configuration)."""
     return check_mask_3d(mask, be.xp, min_edge=2)
+
+
+def check_connectivity(connectivity: Any) -> int:
+    """The foreground adjacency (6 or 26) as an int; InvalidInputError otherwise."""
+    return _check_connectivity(connectivity)
 
 
 def _check_connectivity(connectivity: Any) -> int:

@@ -17,7 +17,13 @@
    shape (a map computed on the down-sampled image).
 3. Section 2.3.2 graphite labelling on the cubic grid (:mod:`cbagpu.prepare.graphite`):
    quantile threshold, pore correction, small components removed, ball closing, pore
-   correction.
+   correction. With an expected composition (``composition=``: the recipe's weight
+   fractions and densities and the AM-free region's porosity, Section 2.3.3 -- by default
+   the porosity of the cleaned image) or a target ``graphite_fraction``, the threshold is
+   chosen to give that graphite fraction instead of the paper's fixed quantile; the
+   ``threshold`` step reports the quantile it implies, the quantile rule's candidates, and
+   :attr:`PreparedImage.messages` says when the two disagree by more than the
+   segmentation's own uncertainty.
 
 Every step's voxel counts go into :attr:`PreparedImage.steps`, so what each one changed
 can be checked (the 200 nm closing in particular, see the graphite module).
@@ -26,7 +32,7 @@ can be checked (the 200 nm closing in particular, see the graphite module).
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +50,7 @@ from cbagpu.prepare.graphite import (
     _check_settings,
     check_probability,
     segment_device,
+    threshold_message,
 )
 from cbagpu.prepare.resample import as_voxel_sizes, resample_factors, resampled_shape
 
@@ -64,7 +71,9 @@ class PreparedImage:
     ``voxel_size`` nm. ``input_voxel_size`` (z, y, x) and ``factors`` the slice-removal
     factors; ``threshold`` the probability threshold used; ``fractions`` the final phase
     fractions; ``steps`` one dict per step with its voxel counts; ``settings`` every option
-    (stored with the output image); ``backend``; ``seconds`` wall time.
+    (stored with the output image); ``backend``; ``seconds`` wall time; ``messages`` what
+    the caller should be told (e.g. that the paper's quantile and the expected composition
+    disagree).
     """
 
     labels: np.ndarray
@@ -77,9 +86,11 @@ class PreparedImage:
     settings: dict[str, Any]
     backend: str
     seconds: float
+    messages: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "messages": list(self.messages),
             "shape": list(self.labels.shape),
             "voxel_size": self.voxel_size,
             "input_voxel_size": list(self.input_voxel_size),
@@ -167,6 +178,9 @@ def prepare(
     min_graphite_volume: float = DEFAULT_MIN_VOLUME,
     graphite_connectivity: int = 26,
     closing_radius: float = DEFAULT_CLOSING_RADIUS,
+    graphite_fraction: float | None = None,
+    composition: Mapping[str, Any] | None = None,
+    threshold_rule: str = "auto",
     backend: str | Backend = "auto",
 ) -> PreparedImage:
     """Turn a binary pore/solid segmentation and a graphite probability map into a label
@@ -192,6 +206,16 @@ def prepare(
             (default 5000 voxels at 20 nm = 4e7 nm^3).
         graphite_connectivity: 6, 18 or 26 for the graphite components (default 26).
         closing_radius: radius (nm) of the ball closing of the graphite (default 200 nm).
+        graphite_fraction: expected graphite volume fraction of the image; the threshold
+            is chosen to label that much (module docstring).
+        composition: the expected composition instead (Section 2.3.3): a mapping with
+            ``weight_fractions`` and ``densities`` (as
+            :func:`~cbagpu.prepare.composition.expected_volume_fractions` takes them) and
+            optionally ``porosity`` (default: the porosity of the cleaned, down-sampled
+            image); its graphite fraction is the target.
+        threshold_rule: ``"auto"`` (the target when one is given, else the quantile),
+            ``"quantile"`` (the paper's rule; a target is then only compared with) or
+            ``"composition"``.
         backend: ``"auto"``, ``"numpy"``, ``"cupy"`` or a :class:`Backend`.
 
     Raises:
@@ -225,8 +249,25 @@ def prepare(
         raise InvalidInputError(f"max_hole_volume must be >= 0 (nm^3), got {max_hole_volume!r}")
     max_hole_voxels = float(max_hole_volume) / float(np.prod(sizes))
     check_connectivity(solid_connectivity, "solid connectivity")
+    if graphite_fraction is not None and composition is not None:
+        raise InvalidInputError("give either graphite_fraction or composition, not both")
+    comp_args = None
+    if composition is not None:
+        from cbagpu.prepare.composition import expected_volume_fractions
+
+        unknown = set(composition) - {"weight_fractions", "densities", "porosity"}
+        if unknown or not {"weight_fractions", "densities"} <= set(composition):
+            raise InvalidInputError(
+                "composition must give weight_fractions and densities (and optionally "
+                f"porosity); got {', '.join(sorted(composition)) or 'nothing'}")
+        comp_args = dict(composition)
+        por = comp_args.get("porosity")
+        # checked now, before any work (the image's porosity is only known later)
+        expected_volume_fractions(comp_args["weight_fractions"], comp_args["densities"],
+                                  0.5 if por is None else por)
+    target_given = 0.5 if comp_args is not None else graphite_fraction
     _check_settings(quantile, quantile_over, threshold, min_graphite_volume, closing_radius,
-                    graphite_connectivity)
+                    graphite_connectivity, target_given, threshold_rule)
     n_in, n_out = int(np.prod(shape_in)), int(np.prod(shape_out))
     check_fits(max(_BYTES_NATIVE * n_in + 4 * n_out, _BYTES_TARGET * n_out),
                be.available_memory(), f"prepare of a {shape_in} image",
@@ -263,15 +304,34 @@ def prepare(
                   "voxel_size": s, "solid": n_solid,
                   "probability_map_resampled": bool(prob_needs_resampling)})
 
+    # ---- the expected composition (Section 2.3.3), if given
+    target = graphite_fraction
+    if comp_args is not None:
+        from cbagpu.prepare.composition import expected_volume_fractions
+
+        por = comp_args.get("porosity")
+        por_from_image = por is None
+        if por_from_image:
+            por = 1.0 - n_solid / float(np.prod(shape_out))
+        comp = expected_volume_fractions(comp_args["weight_fractions"],
+                                         comp_args["densities"], por)
+        target = comp.graphite
+        steps.append({"step": "composition", "porosity": float(por),
+                      "porosity_from_image": por_from_image, "graphite": comp.graphite,
+                      "cbd": comp.cbd})
+
     # ---- Section 2.3.2 on the cubic grid
-    labels, thr, g = segment_device(
+    labels, thr, g, report = segment_device(
         cleaned, prob, s, quantile=quantile, quantile_over=quantile_over, threshold=threshold,
         min_volume=min_graphite_volume, connectivity=graphite_connectivity,
-        closing_radius=closing_radius, be=be)
+        closing_radius=closing_radius, be=be, target_fraction=target,
+        threshold_rule=threshold_rule)
     del cleaned, prob
     steps.append({"step": "threshold", "threshold": thr, "candidates": g["candidates"],
                   "graphite": g["candidates_solid"],
-                  "pore_dropped": g["candidates"] - g["candidates_solid"]})
+                  "pore_dropped": g["candidates"] - g["candidates_solid"],
+                  **{k: v for k, v in report.items() if k != "quantile_over"}})
+    messages = [m for m in (threshold_message(report),) if m]
     steps.append({"step": "size_filter", "min_volume": float(min_graphite_volume),
                   "min_voxels": float(min_graphite_volume) / s**3,
                   "connectivity": int(graphite_connectivity), "components": g["components"],
@@ -299,8 +359,14 @@ def prepare(
         "min_graphite_volume": float(min_graphite_volume),
         "graphite_connectivity": int(graphite_connectivity),
         "closing_radius": float(closing_radius),
+        "graphite_fraction": None if graphite_fraction is None else float(graphite_fraction),
+        "composition": None if comp_args is None else {
+            "weight_fractions": dict(comp_args["weight_fractions"]),
+            "densities": dict(comp_args["densities"]),
+            "porosity": comp_args.get("porosity")},
+        "threshold_rule": threshold_rule,
     }
     return PreparedImage(
         labels=host, voxel_size=s, input_voxel_size=sizes, factors=factors, threshold=thr,
         fractions=fractions, steps=tuple(steps), settings=settings, backend=be.name,
-        seconds=time.perf_counter() - t0)
+        seconds=time.perf_counter() - t0, messages=tuple(messages))

@@ -276,9 +276,15 @@ def _rows(vary_names: Sequence[str], combos: list[dict[str, float]], seeds: list
 
 
 def fit_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Eq. 28 (constrained a, b, c >= 0 as in the paper, and unconstrained) and Eq. 29 per
-    phase, and Eq. 28 over both phases together (the paper quotes one a, b, c)."""
-    from cbagpu.studies.regression import fit_linear, fit_power_law
+    """Eq. 28 and Eq. 29 per phase, and Eq. 28 over both phases together (the paper quotes
+    one a, b, c).
+
+    Eq. 28 in each group: ``eq28`` -- the default, least squares on M with a, b, c >= 0
+    (the paper's description; :data:`~cbagpu.studies.regression.EQ28_DEFAULT_SPACE`),
+    ``eq28_log`` -- least squares on log M with a, b, c >= 0, ``eq28_unconstrained`` --
+    on log M without bounds. Each carries its ``space``; ``a``, ``b``, ``c`` repeat the
+    default's values."""
+    from cbagpu.studies.regression import EQ28_DEFAULT_SPACE, fit_eq28, fit_linear, fit_power_law
 
     def attempt(fn: Callable[..., Any], *args: Any, **kw: Any) -> dict[str, Any]:
         try:
@@ -304,7 +310,8 @@ def fit_rows(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             "n_rows": len(all_rs),
             "not_converged": len(all_rs) - len(rs),
             "non_percolating": nonperc,
-            "eq28": attempt(fit_power_law, eps, beta, tau, M),
+            "eq28": attempt(fit_eq28, eps, beta, tau, M, space=EQ28_DEFAULT_SPACE),
+            "eq28_log": attempt(fit_power_law, eps, beta, tau, M),
             "eq28_unconstrained": attempt(fit_power_law, eps, beta, tau, M, nonnegative=False),
         }
         if name != "both":
@@ -499,7 +506,7 @@ def sweep(
             messages.append(f"{ph}: Eq. 28 not fitted: {e['error']}")
         elif e["n_excluded"]:
             messages.append(f"{ph}: {e['n_excluded']} of {fits[ph]['n_rows']} rows excluded "
-                            "from the Eq. 28 fit (not percolating, M = 0 or beta = 0)")
+                            "from the Eq. 28 fit (not percolating or not finite)")
         if "error" in fits[ph]["eq29"]:
             messages.append(f"{ph}: Eq. 29 not fitted: {fits[ph]['eq29']['error']}")
         if fits[ph]["not_converged"]:
