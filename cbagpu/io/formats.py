@@ -37,6 +37,12 @@ Supported formats (chosen by the path suffix, case-insensitive):
     ``order`` = ``"C"``, ``axes`` = ``"zyx"``, plus ``voxel_size`` and ``units`` when
     known), and the full metadata dict under the key ``"metadata"``.
 
+``.ome.zarr``
+    OME-Zarr (OME-NGFF 0.4) label image with a multiscale pyramid, physical voxel size,
+    label colours and names, and the metadata dict under the root attribute ``cbagpu``
+    (:mod:`cbagpu.io.ngff`; ``pip install cbagpu[ome]``). :func:`read_image` returns the
+    full-resolution level.
+
 ``.zarr``
     Zarr directory store holding one array, chunked in blocks of up to
     :data:`ZARR_CHUNK` voxels per axis, metadata in the array's ``.attrs``.  Needs the
@@ -94,6 +100,13 @@ from cbagpu.io.atomic import json_safe
 from cbagpu.io.atomic import (
     open_synced as _open_synced,
 )
+from cbagpu.io.ngff import (
+    is_ome_zarr,
+    is_ome_zarr_path,
+    ome_modules,
+    read_ome_zarr,
+    write_ome_zarr,
+)
 
 __all__ = [
     "BIGTIFF_THRESHOLD",
@@ -109,7 +122,7 @@ __all__ = [
 ]
 
 #: Path suffixes understood by :func:`write_image` and :func:`read_image`.
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".npy", ".raw", ".zarr")
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".npy", ".raw", ".zarr", ".ome.zarr")
 
 #: Label values of the phase images and their names (JSON object keys are strings).
 LABELS: dict[str, str] = {"0": "pore", "1": "cbd", "2": "graphite"}
@@ -304,6 +317,8 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool = True) -> P
     fmt = _format(p)
     if fmt == "zarr":
         _zarr_module()
+        if is_ome_zarr_path(p):
+            ome_modules()
     parent = p.parent
     if not parent.exists():
         raise FileNotFoundError(
@@ -537,7 +552,10 @@ def write_image(
             _commit_pair(st, data_tmp, dst, side_tmp, side_dst, overwrite)
         else:  # zarr
             tmp = st.directory(dst)
-            _write_zarr(tmp, arr, meta)
+            if is_ome_zarr_path(dst):
+                write_ome_zarr(tmp, arr, meta, name=dst.name)
+            else:
+                _write_zarr(tmp, arr, meta)
             _commit_dir(st, tmp, dst, overwrite)
     return dst
 
@@ -744,4 +762,6 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]
         return data, meta
     if fmt == "raw":
         return _read_raw(p)
+    if is_ome_zarr_path(p) or is_ome_zarr(p):
+        return read_ome_zarr(p)
     return _read_zarr(p)
