@@ -20,10 +20,12 @@ from cbagpu._version import __version__
 from cbagpu.cli import (
     composition,
     describe,
+    export,
     fit,
     generate,
     info,
     prepare,
+    show,
     sweep,
     theory,
     transport,
@@ -35,7 +37,7 @@ __all__ = ["build_parser", "main"]
 
 #: The command modules in the order ``cbagpu --help`` lists them.
 COMMANDS = (generate, theory, describe, transport, fit, prepare, composition, validate,
-            sweep, info)
+            sweep, info, export, show)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from cbagpu.cli.common import (
     add_cluster_options,
     add_params_args,
     add_run_options,
+    check_png_path,
     load_params,
     print_json,
     progress_printer,
@@ -45,6 +46,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true",
                    help="replace an existing Zarr store (a folder) at --out; files are "
                    "replaced without it")
+    g.add_argument("--preview", metavar="PATH.png", default=None,
+                   help="also write a picture of the result (as `cbagpu show`: centre "
+                   "slices and a 3D view of a central sub-cube)")
     add_run_options(g)
     c = g.add_argument_group("block-wise generation (Zarr, on Dask)")
     c.add_argument(
@@ -65,6 +69,11 @@ def run(args: argparse.Namespace) -> int:
     from cbagpu.theory import model_theory
 
 
+    check_png_path(args.preview, "--preview")
+    if args.preview:
+        from cbagpu.plots import require_matplotlib
+
+        require_matplotlib()
     if args.chunks is not None:  # block-wise generation to .zarr on Dask
         return _run_chunked(args)
     if args.scheduler is not None or args.workers is not None:
@@ -97,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
     fractions = {"pore": counts[0] / n, "cbd": counts[1] / n, "graphite": counts[2] / n}
     theory = {"pore": th.pore, "cbd": th.cbd, "graphite": th.graphite}
     seconds = r.timings["total"] + r.timings["write"]
+    preview = _preview(args, lab, r.metadata(), fractions)
     if args.json:
         print_json(
             {
@@ -112,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
                 "seconds": seconds,
                 "timings": r.timings,
                 "backend": r.backend,
+                "preview": preview,
             }
         )
         return 0
@@ -126,7 +137,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {'solid':9s} {1 - fractions['pore']:9.4f} {th.V:9.4f}")
     tm = ", ".join(f"{k} {v:.2f} s" for k, v in r.timings.items() if k != "total")
     print(f"  time {seconds:.2f} s ({tm})")
+    if preview:
+        print(f"  preview {preview}")
     return 0
+
+
+def _preview(args: argparse.Namespace, labels: Any, meta: dict[str, Any],
+             fractions: dict[str, float]) -> str | None:
+    """``--preview PATH.png``: the picture of ``cbagpu show`` (None without the option)."""
+    if not args.preview:
+        return None
+    from cbagpu.viz import show
+
+    return show(labels, args.preview, voxel_size=args.voxel_size, metadata=meta,
+                fractions={k: float(v) for k, v in fractions.items()}).path
 
 
 def _run_chunked(args: argparse.Namespace) -> int:
@@ -154,8 +178,15 @@ def _run_chunked(args: argparse.Namespace) -> int:
         progress=progress_printer(not args.quiet, label="chunks"),
     )
     theory = {"pore": th.pore, "cbd": th.cbd, "graphite": th.graphite}
+    preview = None
+    if args.preview:
+        from cbagpu.viz import open_labels
+
+        image, meta, _ = open_labels(r.path)
+        preview = _preview(args, image, meta, r.fractions)
     if args.json:
         print_json({
+            "preview": preview,
             "out": r.path, "shape": list(r.shape), "chunks": list(r.chunks),
             "origin": list(r.origin), "voxel_size": float(args.voxel_size), "seed": args.seed,
             "params": params.to_dict(), "fractions": r.fractions, "theory": theory,
@@ -176,4 +207,6 @@ def _run_chunked(args: argparse.Namespace) -> int:
         print(f"  {k:9s} {r.fractions[k]:9.4f} {theory[k]:9.4f}")
     print(f"  {'solid':9s} {1 - r.fractions['pore']:9.4f} {th.V:9.4f}")
     print(f"  time {r.seconds:.2f} s")
+    if preview:
+        print(f"  preview {preview}")
     return 0
