@@ -12,7 +12,7 @@ viewer and not covered by a solid neighbour), built with NumPy and drawn as one
 :class:`~mpl_toolkits.mplot3d.art3d.Poly3DCollection` with a fixed shade per face
 direction. The sub-cube (default: the central cube of edge ``min(shape, 96)`` voxels) is
 down-sampled by the label-preserving mode of :func:`cbagpu.io.ngff.downsample_mode` until
-its edge is at most ``max_edge`` voxels (default 40), which keeps a 400³ image to a few
+its edge is at most ``max_edge`` voxels (default 48), which keeps a 400³ image to a few
 seconds on a CPU.
 
 Drawn on a :class:`matplotlib.figure.Figure` with ``FigureCanvasAgg`` (headless; the
@@ -162,7 +162,7 @@ def show(
     voxel_size: float,
     title: str | None = None,
     cube: int | None = None,
-    max_edge: int = 40,
+    max_edge: int = 48,
     dpi: int = 100,
     elev: float = 25.0,
     azim: float = -55.0,
