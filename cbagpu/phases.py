@@ -10,7 +10,11 @@ lightness). Pore is transparent.
 
 from __future__ import annotations
 
-__all__ = ["PHASE_COLORS", "PHASE_NAMES", "PHASE_VALUES"]
+__all__ = ["LABELS", "PHASE_COLORS", "PHASE_NAMES", "PHASE_VALUES"]
+
+#: Label values of the phase images and their names as image metadata records them
+#: (JSON object keys are strings).
+LABELS: dict[str, str] = {"0": "pore", "1": "cbd", "2": "graphite"}
 
 #: Label value of each phase.
 PHASE_VALUES: dict[str, int] = {"pore": 0, "cbd": 1, "graphite": 2}

@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 
 from cbagpu.errors import InvalidInputError
+from cbagpu.io.atomic import json_safe
+from cbagpu.io.zarr_array import _COUNTS_ATTR, ZARR_CHUNK, create_zarr_array, label_counts
 from cbagpu.phases import PHASE_COLORS, PHASE_NAMES
 
 __all__ = [
@@ -186,11 +188,9 @@ def build_pyramid(root: str | os.PathLike[str], metadata: Mapping[str, Any], *,
     list of tuple
         The shape of every level.
     """
-    from cbagpu.io.formats import ZARR_CHUNK, _normalise_metadata, create_zarr_array
-
     writer, ome_format, da = ome_modules()
     root = Path(root)
-    meta = _normalise_metadata(metadata)
+    meta = json.loads(json.dumps(json_safe(dict(metadata)), allow_nan=False))
     voxel_size = float(meta["voxel_size"])
     origin = [int(o) for o in meta.get("origin", (0, 0, 0))]
     level0 = da.from_zarr(str(root / "0"))
@@ -233,8 +233,6 @@ def write_ome_zarr(store: str | os.PathLike[str], labels: np.ndarray,
     Called by :func:`cbagpu.io.write_image` on a staged folder (which it renames into
     place), so the store appears complete or not at all.
     """
-    from cbagpu.io.formats import _COUNTS_ATTR, ZARR_CHUNK, create_zarr_array, label_counts
-
     ome_modules()
     root = Path(store)
     root.mkdir(parents=True, exist_ok=True)
@@ -314,8 +312,6 @@ def read_ome_zarr(path: str | os.PathLike[str], *, level: int = 0
     meta = dict(attrs.get(METADATA_KEY) or {})
     if not meta:
         meta = _foreign_metadata(ms, level)
-    from cbagpu.io.formats import _COUNTS_ATTR, label_counts
-
     stored = meta.pop(_COUNTS_ATTR, None) or meta.get("label_counts")
     if level == 0 and isinstance(stored, dict):
         got = label_counts(data)
