@@ -14,6 +14,7 @@ from cbagpu.cli.common import (
     add_params_args,
     add_run_options,
     check_png_path,
+    close_progress,
     load_params,
     print_json,
     progress_printer,
@@ -86,15 +87,12 @@ def run(args: argparse.Namespace) -> int:
                          "replace it")
     check_writable(args.out, overwrite=True)
     th = model_theory(params, args.voxel_size)
-    r = realize(
-        params,
-        tuple(args.shape),
-        args.voxel_size,
-        args.seed,
-        origin=tuple(args.origin),
-        backend=args.backend,
-        progress=stage_printer(not args.quiet),
-    )
+    bar = stage_printer(not args.quiet)
+    try:
+        r = realize(params, tuple(args.shape), args.voxel_size, args.seed,
+                    origin=tuple(args.origin), backend=args.backend, progress=bar)
+    finally:
+        close_progress(bar)
     t = time.perf_counter()
     path = write_image(args.out, r.labels, r.metadata())
     r.timings["write"] = time.perf_counter() - t
@@ -171,12 +169,17 @@ def _run_chunked(args: argparse.Namespace) -> int:
     params = load_params(args)
     check_voxel_model(params, args.voxel_size)
     th = model_theory(params, args.voxel_size)
-    r = generate_zarr(
-        params, tuple(args.shape), args.voxel_size, args.seed, args.out,
-        chunks=chunks, origin=tuple(args.origin), backend=args.backend,
-        scheduler=args.scheduler, workers=args.workers,
-        progress=progress_printer(not args.quiet, label="chunks"),
-    )
+    bar = progress_printer(not args.quiet, label="chunks")
+    levels = stage_printer(not args.quiet)
+    try:
+        r = generate_zarr(
+            params, tuple(args.shape), args.voxel_size, args.seed, args.out,
+            chunks=chunks, origin=tuple(args.origin), backend=args.backend,
+            scheduler=args.scheduler, workers=args.workers, progress=bar,
+            pyramid_progress=levels,
+        )
+    finally:
+        close_progress(bar, levels)
     theory = {"pore": th.pore, "cbd": th.cbd, "graphite": th.graphite}
     preview = None
     if args.preview:
