@@ -123,14 +123,19 @@ def downsample_mode(labels: np.ndarray, n_labels: int = N_LABELS) -> np.ndarray:
     if any(p for _, p in pad):
         a = np.pad(a, pad, mode="edge")
     z, y, x = (n // 2 for n in a.shape)
-    blocks = a.reshape(z, 2, y, 2, x, 2)
+    views = [a[i::2, j::2, k::2] for i in (0, 1) for j in (0, 1) for k in (0, 1)]
+    counts = []
+    for value in range(1, n_labels):  # the 8 sub-lattices, compared one at a time
+        c = np.zeros((z, y, x), dtype=np.uint8)
+        for v in views:
+            c += v == value
+        counts.append(c)
     best = np.zeros((z, y, x), dtype=a.dtype)
-    best_count = np.full((z, y, x), -1, dtype=np.int8)
-    for value in range(n_labels):
-        count = (blocks == value).sum(axis=(1, 3, 5), dtype=np.int8)
+    best_count = np.uint8(8) - sum(counts, np.zeros((z, y, x), np.uint8))  # label 0
+    for value, count in enumerate(counts, start=1):
         take = count >= best_count  # ">=": ties go to the larger label
         best[take] = value
-        best_count[take] = count[take]
+        best_count = np.where(take, count, best_count)
     return best
 
 
@@ -165,6 +170,7 @@ def _zarr_format_2_group(root: Path, mode: str) -> Any:
 
 def build_pyramid(root: str | os.PathLike[str], metadata: Mapping[str, Any], *,
                   levels: int | None = None, name: str | None = None,
+                  level0: np.ndarray | None = None,
                   progress: Callable[[str, int, int], None] | None = None) -> list[tuple[int, ...]]:
     """Down-sample the full-resolution labels at ``root/0`` level by level, chunk by chunk,
     and write the OME-NGFF metadata of ``root`` (last: a store without it is unfinished).
@@ -182,6 +188,9 @@ def build_pyramid(root: str | os.PathLike[str], metadata: Mapping[str, Any], *,
         ``progress("pyramid level", done, total)`` after each level.
     name : str, optional
         Name of the multiscale image (default: the folder's name without ``.ome.zarr``).
+    level0 : ndarray, optional
+        The full-resolution labels when they are in memory already (the same as
+        ``root/0``; saves reading them back).
 
     Returns
     -------
@@ -193,9 +202,9 @@ def build_pyramid(root: str | os.PathLike[str], metadata: Mapping[str, Any], *,
     meta = json.loads(json.dumps(json_safe(dict(metadata)), allow_nan=False))
     voxel_size = float(meta["voxel_size"])
     origin = [int(o) for o in meta.get("origin", (0, 0, 0))]
-    level0 = da.from_zarr(str(root / "0"))
-    shapes = pyramid_shapes(level0.shape, levels)
-    prev = level0
+    stored = da.from_zarr(str(root / "0"))
+    prev = stored if level0 is None else da.from_array(level0, chunks=stored.chunksize)
+    shapes = pyramid_shapes(stored.shape, levels)
     for lvl, shape in enumerate(shapes[1:], start=1):
         out_chunks = tuple(min(ZARR_CHUNK, n) for n in shape)
         src = prev.rechunk(tuple(2 * c for c in out_chunks))
@@ -247,7 +256,7 @@ def write_ome_zarr(store: str | os.PathLike[str], labels: np.ndarray,
     if counts is not None:
         meta[_COUNTS_ATTR] = counts
     meta.setdefault("shape", list(arr.shape))
-    build_pyramid(root, meta, levels=levels, name=name)
+    build_pyramid(root, meta, levels=levels, name=name, level0=arr)
     return root
 
 
