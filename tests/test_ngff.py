@@ -178,3 +178,26 @@ def test_cli_generate_ome_zarr(tmp_path, chunks, capsys):
     assert [tuple(d.shape) for d in node.data] == [(70, 20, 16), (35, 10, 8)]
     back, m = read_image(out)
     assert back.shape == (70, 20, 16) and m["seed"] == 2 and m["voxel_size"] == 80.0
+
+
+def test_cli_prepare_ome_zarr(tmp_path, capsys, monkeypatch):
+    """``prepare --out X.ome.zarr``: the label image as OME-Zarr with its metadata."""
+    monkeypatch.setattr(ngff, "MIN_LEVEL_EDGE", 12)
+    solid = np.zeros((24, 48, 48), np.uint8)
+    solid[4:20, 6:42, 6:42] = 255
+    prob = np.full(solid.shape, 0.1, np.float32)
+    prob[9:15, 10:38, 10:38] = 0.9
+    write_image(tmp_path / "solid.tif", solid, {})
+    write_image(tmp_path / "prob.tif", prob, {})
+    out = tmp_path / "p.ome.zarr"
+    assert main(["prepare", "--solid", str(tmp_path / "solid.tif"), "--graphite-prob",
+                 str(tmp_path / "prob.tif"), "--voxel-size", "20", "10", "10",
+                 "--min-graphite-volume", "1e6", "--closing-radius", "40", "--quiet",
+                 "--out", str(out)]) == 0
+    node = read_with_ome_zarr(out)
+    assert [tuple(d.shape) for d in node.data] == [(24, 24, 24), (12, 12, 12)]
+    scales = [t[0]["scale"] for t in node.metadata["coordinateTransformations"]]
+    assert scales == [[20.0] * 3, [40.0] * 3]
+    labels, meta = read_image(out)
+    assert labels.shape == (24, 24, 24) and meta["prepare"]["closing_radius"] == 40.0
+    assert set(np.unique(labels)) == {0, 1, 2}

@@ -42,7 +42,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="global voxel index of the window's first voxel (default 0 0 0)",
     )
     g.add_argument(
-        "--out", required=True, help="output file: .tif/.tiff (ImageJ), .npy, .raw (+ .json), .zarr"
+        "--out", required=True,
+        help="output file: .tif/.tiff (ImageJ), .npy, .raw (+ .json), .zarr, .ome.zarr "
+        "(OME-Zarr with a multiscale pyramid, for napari and other viewers)"
     )
     g.add_argument("--overwrite", action="store_true",
                    help="replace an existing Zarr store (a folder) at --out; files are "
@@ -54,8 +56,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     c = g.add_argument_group("block-wise generation (Zarr, on Dask)")
     c.add_argument(
         "--chunks", type=int, nargs="+", default=None, metavar="N",
-        help="generate block by block into a .zarr store with chunks of N voxels (or Z Y X); "
-        "an interrupted run resumes when run again with the same command",
+        help="generate block by block into a .zarr (or .ome.zarr: pyramid built chunk by "
+        "chunk at the end) store with chunks of N voxels (or Z Y X); an interrupted run "
+        "resumes when run again with the same command",
     )
     add_cluster_options(c, "the chunks", "; needs --chunks")
     g.set_defaults(func=run)
