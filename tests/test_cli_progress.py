@@ -81,3 +81,13 @@ def test_describe_reports_every_descriptor_of_every_phase():
     assert [c[1:] for c in calls] == [(i, 2 * n) for i in range(1, 2 * n + 1)]
     assert [c[0] for c in calls[:n]] == [f"solid: {d}" for d in DESCRIPTOR_STEPS]
     assert calls[-1][0] == f"pore: {DESCRIPTOR_STEPS[-1]}"
+
+
+def test_plain_lines_on_a_terminal_without_tqdm(monkeypatch):
+    from cbagpu.cli import common
+
+    monkeypatch.setattr(common, "_tqdm", lambda: None)
+    term = Terminal()
+    tasks = progress_printer(True, term)
+    tasks(12, 35, 185.0)
+    assert term.getvalue() == "tasks 12/35, 3 min left\n"

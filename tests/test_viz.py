@@ -94,3 +94,14 @@ def test_generate_preview(tmp_path, capsys):
     assert "preview" in capsys.readouterr().out
     assert (tmp_path / "g.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert main(argv[:-1] + [str(tmp_path / "g.jpg")]) == 2  # refused before any work
+
+
+def test_generate_chunks_preview_reads_the_store_lazily(tmp_path, capsys):
+    pytest.importorskip("zarr")
+    argv = ["generate", "--voxel-size", "80", "--shape", "24", "20", "16", "--seed", "2",
+            "--backend", "numpy", "--out", str(tmp_path / "c.zarr"), "--chunks", "12",
+            "--workers", "1", "--quiet", "--json", "--preview", str(tmp_path / "c.png")]
+    assert main(argv) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["preview"] == str(tmp_path / "c.png")
+    assert imread(tmp_path / "c.png").shape[2] == 4
