@@ -20,11 +20,13 @@ from cbagpu._version import __version__
 from cbagpu.cli import (
     composition,
     describe,
+    export,
     fit,
     generate,
     info,
     prepare,
     regress,
+    show,
     sweep,
     theory,
     transport,
@@ -36,7 +38,7 @@ __all__ = ["build_parser", "main"]
 
 #: The command modules in the order ``cbagpu --help`` lists them.
 COMMANDS = (generate, theory, describe, transport, fit, prepare, composition, validate,
-            sweep, regress, info)
+            sweep, regress, info, export, show)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,6 +1,7 @@
 """What every command of the ``cbagpu`` command line shares: the parser, the options with
 one meaning everywhere, parameters from ``--params FILE`` or ``--preset NAME``, reading a
-label image, strict JSON printing, progress lines on stderr and the error exit.
+label image, strict JSON printing, progress (tqdm bars on a terminal, plain lines
+otherwise) on stderr and the error exit.
 
 Exit status: 0 done; 1 the work ran but did not succeed (tasks of a study failed, a
 transport solve did not converge); 2 bad input, an unavailable backend, a request too
@@ -16,7 +17,6 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -40,6 +40,9 @@ __all__ = [
     "format_seconds",
     "load_params",
     "print_json",
+    "Progress",
+    "close_progress",
+    "iteration_printer",
     "progress_printer",
     "read_image_arg",
     "read_labels",
@@ -223,67 +226,132 @@ def format_seconds(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
-def _line_writer(stream: Any) -> Callable[[str, bool], None]:
-    """Writes a progress line: one updating line on a terminal, plain lines otherwise."""
-    tty = bool(getattr(stream, "isatty", lambda: False)())
-
-    def write(msg: str, last: bool) -> None:
-        if tty:
-            print("\r" + msg.ljust(60), end="\n" if last else "", file=stream, flush=True)
-        else:
-            print(msg, file=stream, flush=True)
-
-    return write
+def _is_tty(stream: Any) -> bool:
+    return bool(getattr(stream, "isatty", lambda: False)())
 
 
-def stage_printer(enabled: bool, stream: Any = None
-                  ) -> Callable[[str, int, int], None] | None:
-    """A ``progress(stage, done, total)`` callback (generate, describe, fit) printing
-    ``[  12.3 s] stage 3/10`` to stderr, or None when disabled (``--quiet``)."""
-    if not enabled:
+def _tqdm() -> Any:
+    """:class:`tqdm.tqdm`, or None where tqdm is not installed (plain lines then)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
         return None
-    write = _line_writer(stream if stream is not None else sys.stderr)
-    start = time.perf_counter()
-
-    def show(stage: str, done: int, total: int) -> None:
-        write(f"[{time.perf_counter() - start:7.1f} s] {stage} {done}/{total}", done >= total)
-
-    return show
+    return tqdm
 
 
-def progress_printer(enabled: bool, stream: Any = None, label: str = "tasks"
-                     ) -> Callable[[int, int, float | None], None] | None:
-    """A ``progress(done, total, seconds_left)`` callback (the studies) printing '<label>
-    12/35, 3 min left' to stderr, or None when disabled."""
-    if not enabled:
-        return None
-    write = _line_writer(stream if stream is not None else sys.stderr)
+class Progress:
+    """A progress callback rendered on ``stream`` (stderr): bars drawn by :mod:`tqdm` on a
+    terminal, plain lines otherwise (CI, logs, or without tqdm).
 
-    def show(done: int, total: int, seconds_left: float | None) -> None:
+    The library reports progress through callbacks and never prints; the commands build
+    one of these with :func:`stage_printer`, :func:`progress_printer` or
+    :func:`iteration_printer`, pass it as ``progress=`` and :meth:`close` it when the
+    library call returns (a bar left open is closed when collected).
+    """
+
+    def __init__(self, kind: str, stream: Any = None, label: str = "tasks") -> None:
+        self.kind = kind
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        tqdm = _tqdm() if _is_tty(self.stream) else None
+        self._tqdm = tqdm
+        self._bar: Any = None
+        self._stage: str | None = None
+        self._done = 0
+        self._total: int | None = None
+        self._start = time.perf_counter()
+
+    # ---------------------------------------------------------------- bars (terminal)
+    def _open(self, desc: str, total: int | None, **kw: Any) -> None:
+        self.close()
+        self._bar = self._tqdm(total=total, desc=desc, file=self.stream, leave=True,
+                               dynamic_ncols=True, **kw)
+
+    def _plain(self, msg: str) -> None:
+        print(msg, file=self.stream, flush=True)
+
+    def __call__(self, *args: Any) -> None:
+        getattr(self, "_" + self.kind)(*args)
+
+    def _stage_cb(self, stage: str, done: int, total: int) -> None:
+        if self._tqdm is None:
+            self._plain(f"[{time.perf_counter() - self._start:7.1f} s] {stage} {done}/{total}")
+            return
+        # one bar per stage; a new stage name continues the bar when it only renames a
+        # step of the same count (describe: "solid: geodesic" 3/12 -> 4/12)
+        same = stage == self._stage or (total == self._total and done > self._done)
+        if self._bar is None or not same:
+            self._open(stage, total, unit="step")
+        bar = self._bar
+        if bar.total != total:
+            bar.total = total
+        bar.set_description_str(stage, refresh=False)
+        bar.update(done - bar.n)
+        bar.refresh()  # stages are few: show each report
+        self._stage, self._done, self._total = stage, done, total
+
+    def _tasks(self, done: int, total: int, seconds_left: float | None) -> None:
         if done >= total:
             left = "done"
         elif seconds_left is None:
             left = "time left unknown"
         else:
             left = f"{format_seconds(seconds_left)} left"
-        write(f"{label} {done}/{total}, {left}", done >= total)
+        if self._tqdm is None:
+            self._plain(f"{self.label} {done}/{total}, {left}")
+            return
+        if self._bar is None:
+            self._open(self.label, total, unit=self.label.rstrip("s") or "task",
+                       bar_format="{desc} {n_fmt}/{total_fmt} |{bar}| {elapsed}{postfix}")
+        self._bar.set_postfix_str(left, refresh=False)
+        self._bar.update(done - self._bar.n)
+        self._bar.refresh()  # tasks are few: show each report
+        if done >= total:
+            self.close()
 
-    return show
+    def _iterations(self, it: int, spread: float) -> None:
+        if self._tqdm is None:
+            self._plain(f"[{time.perf_counter() - self._start:7.1f} s] iteration {it}: flux "
+                        f"spread {spread:.2e}")
+            return
+        if self._bar is None:
+            self._open("iterations", None, unit="it")
+        self._bar.set_postfix_str(f"flux spread {spread:.2e}", refresh=False)
+        self._bar.update(it - self._bar.n)
+
+    def close(self) -> None:
+        """End the current bar (a no-op for plain lines)."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
-def iteration_printer(enabled: bool, stream: Any = None
-                      ) -> Callable[[int, float], None] | None:
-    """A ``progress(iteration, flux_spread)`` callback (transport), or None."""
-    if not enabled:
-        return None
-    write = _line_writer(stream if stream is not None else sys.stderr)
-    start = time.perf_counter()
+def stage_printer(enabled: bool, stream: Any = None) -> Progress | None:
+    """A ``progress(stage, done, total)`` callback (generate, describe, fit): a bar per stage
+    on a terminal, ``[  12.3 s] stage 3/10`` lines otherwise; None when disabled
+    (``--quiet``)."""
+    return Progress("stage_cb", stream) if enabled else None
 
-    def show(it: int, spread: float) -> None:
-        write(f"[{time.perf_counter() - start:7.1f} s] iteration {it}: flux spread "
-              f"{spread:.2e}", False)
 
-    return show
+def progress_printer(enabled: bool, stream: Any = None, label: str = "tasks"
+                     ) -> Progress | None:
+    """A ``progress(done, total, seconds_left)`` callback (the studies, block-wise
+    generation): a bar with the estimate of time left on a terminal, '<label> 12/35,
+    3 min left' lines otherwise; None when disabled."""
+    return Progress("tasks", stream, label) if enabled else None
+
+
+def iteration_printer(enabled: bool, stream: Any = None) -> Progress | None:
+    """A ``progress(iteration, flux_spread)`` callback (transport): a counter with the flux
+    spread on a terminal, a line per report otherwise; None when disabled."""
+    return Progress("iterations", stream) if enabled else None
+
+
+def close_progress(*bars: Progress | None) -> None:
+    """Close the bars that exist (the commands call it once the library returned)."""
+    for bar in bars:
+        if bar is not None:
+            bar.close()
 
 
 # --------------------------------------------------------------------------- the exit

@@ -10,6 +10,7 @@ from cbagpu.cli.common import (
     add_plot_option,
     add_run_options,
     check_png_path,
+    close_progress,
     print_json,
     read_labels,
     stage_printer,
@@ -49,8 +50,12 @@ def run(args: argparse.Namespace) -> int:
     voxel_size = voxel_size_of(args, meta)
     phases = ("solid", "pore", "graphite") if args.phase == "all" else (args.phase,)
     t = time.perf_counter()
-    desc = describe(labels, float(voxel_size), phases=phases, axis=args.axis,
-                    backend=args.backend, progress=stage_printer(not args.quiet))
+    bar = stage_printer(not args.quiet)
+    try:
+        desc = describe(labels, float(voxel_size), phases=phases, axis=args.axis,
+                        backend=args.backend, progress=bar)
+    finally:
+        close_progress(bar)
     seconds = time.perf_counter() - t
     if args.plot:
         from cbagpu.plots import plot_description

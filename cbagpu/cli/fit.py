@@ -12,6 +12,7 @@ from cbagpu.cli.common import (
     UsageError,
     add_plot_option,
     add_run_options,
+    close_progress,
     print_json,
     say,
     stage_printer,
@@ -87,11 +88,15 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot read {args.image}: {exc}") from None
     voxel_size = voxel_size_of(args, meta)
     labels = np.asarray(labels)
+    bar = stage_printer(not args.quiet)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", FitWarning)
-        res = fit(labels, float(voxel_size), realizations=args.realizations, seed=args.seed,
-                  grf_roi=args.grf_roi, backend=args.backend,
-                  progress=stage_printer(not args.quiet))
+        try:
+            res = fit(labels, float(voxel_size), realizations=args.realizations,
+                      seed=args.seed, grf_roi=args.grf_roi, backend=args.backend,
+                      progress=bar)
+        finally:
+            close_progress(bar)
     for w in caught:
         if issubclass(w.category, FitWarning):
             say("fit", str(w.message), kind="warning")

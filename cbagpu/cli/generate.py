@@ -13,6 +13,8 @@ from cbagpu.cli.common import (
     add_cluster_options,
     add_params_args,
     add_run_options,
+    check_png_path,
+    close_progress,
     load_params,
     print_json,
     progress_printer,
@@ -40,17 +42,23 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         help="global voxel index of the window's first voxel (default 0 0 0)",
     )
     g.add_argument(
-        "--out", required=True, help="output file: .tif/.tiff (ImageJ), .npy, .raw (+ .json), .zarr"
+        "--out", required=True,
+        help="output file: .tif/.tiff (ImageJ), .npy, .raw (+ .json), .zarr, .ome.zarr "
+        "(OME-Zarr with a multiscale pyramid, for napari and other viewers)"
     )
     g.add_argument("--overwrite", action="store_true",
                    help="replace an existing Zarr store (a folder) at --out; files are "
                    "replaced without it")
+    g.add_argument("--preview", metavar="PATH.png", default=None,
+                   help="also write a picture of the result (as `cbagpu show`: centre "
+                   "slices and a 3D view of a central sub-cube)")
     add_run_options(g)
     c = g.add_argument_group("block-wise generation (Zarr, on Dask)")
     c.add_argument(
         "--chunks", type=int, nargs="+", default=None, metavar="N",
-        help="generate block by block into a .zarr store with chunks of N voxels (or Z Y X); "
-        "an interrupted run resumes when run again with the same command",
+        help="generate block by block into a .zarr (or .ome.zarr: pyramid built chunk by "
+        "chunk at the end) store with chunks of N voxels (or Z Y X); an interrupted run "
+        "resumes when run again with the same command",
     )
     add_cluster_options(c, "the chunks", "; needs --chunks")
     g.set_defaults(func=run)
@@ -65,6 +73,11 @@ def run(args: argparse.Namespace) -> int:
     from cbagpu.theory import model_theory
 
 
+    check_png_path(args.preview, "--preview")
+    if args.preview:
+        from cbagpu.plots import require_matplotlib
+
+        require_matplotlib()
     if args.chunks is not None:  # block-wise generation to .zarr on Dask
         return _run_chunked(args)
     if args.scheduler is not None or args.workers is not None:
@@ -77,15 +90,12 @@ def run(args: argparse.Namespace) -> int:
                          "replace it")
     check_writable(args.out, overwrite=True)
     th = model_theory(params, args.voxel_size)
-    r = realize(
-        params,
-        tuple(args.shape),
-        args.voxel_size,
-        args.seed,
-        origin=tuple(args.origin),
-        backend=args.backend,
-        progress=stage_printer(not args.quiet),
-    )
+    bar = stage_printer(not args.quiet)
+    try:
+        r = realize(params, tuple(args.shape), args.voxel_size, args.seed,
+                    origin=tuple(args.origin), backend=args.backend, progress=bar)
+    finally:
+        close_progress(bar)
     t = time.perf_counter()
     path = write_image(args.out, r.labels, r.metadata())
     r.timings["write"] = time.perf_counter() - t
@@ -97,6 +107,7 @@ def run(args: argparse.Namespace) -> int:
     fractions = {"pore": counts[0] / n, "cbd": counts[1] / n, "graphite": counts[2] / n}
     theory = {"pore": th.pore, "cbd": th.cbd, "graphite": th.graphite}
     seconds = r.timings["total"] + r.timings["write"]
+    preview = _preview(args, lab, r.metadata(), fractions)
     if args.json:
         print_json(
             {
@@ -112,6 +123,7 @@ def run(args: argparse.Namespace) -> int:
                 "seconds": seconds,
                 "timings": r.timings,
                 "backend": r.backend,
+                "preview": preview,
             }
         )
         return 0
@@ -126,7 +138,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"  {'solid':9s} {1 - fractions['pore']:9.4f} {th.V:9.4f}")
     tm = ", ".join(f"{k} {v:.2f} s" for k, v in r.timings.items() if k != "total")
     print(f"  time {seconds:.2f} s ({tm})")
+    if preview:
+        print(f"  preview {preview}")
     return 0
+
+
+def _preview(args: argparse.Namespace, labels: Any, meta: dict[str, Any],
+             fractions: dict[str, float]) -> str | None:
+    """``--preview PATH.png``: the picture of ``cbagpu show`` (None without the option)."""
+    if not args.preview:
+        return None
+    from cbagpu.viz import show
+
+    return show(labels, args.preview, voxel_size=args.voxel_size, metadata=meta,
+                fractions={k: float(v) for k, v in fractions.items()}).path
 
 
 def _run_chunked(args: argparse.Namespace) -> int:
@@ -147,15 +172,27 @@ def _run_chunked(args: argparse.Namespace) -> int:
     params = load_params(args)
     check_voxel_model(params, args.voxel_size)
     th = model_theory(params, args.voxel_size)
-    r = generate_zarr(
-        params, tuple(args.shape), args.voxel_size, args.seed, args.out,
-        chunks=chunks, origin=tuple(args.origin), backend=args.backend,
-        scheduler=args.scheduler, workers=args.workers,
-        progress=progress_printer(not args.quiet, label="chunks"),
-    )
+    bar = progress_printer(not args.quiet, label="chunks")
+    levels = stage_printer(not args.quiet)
+    try:
+        r = generate_zarr(
+            params, tuple(args.shape), args.voxel_size, args.seed, args.out,
+            chunks=chunks, origin=tuple(args.origin), backend=args.backend,
+            scheduler=args.scheduler, workers=args.workers, progress=bar,
+            pyramid_progress=levels,
+        )
+    finally:
+        close_progress(bar, levels)
     theory = {"pore": th.pore, "cbd": th.cbd, "graphite": th.graphite}
+    preview = None
+    if args.preview:
+        from cbagpu.viz import open_labels
+
+        image, meta, _ = open_labels(r.path)
+        preview = _preview(args, image, meta, r.fractions)
     if args.json:
         print_json({
+            "preview": preview,
             "out": r.path, "shape": list(r.shape), "chunks": list(r.chunks),
             "origin": list(r.origin), "voxel_size": float(args.voxel_size), "seed": args.seed,
             "params": params.to_dict(), "fractions": r.fractions, "theory": theory,
@@ -176,4 +213,6 @@ def _run_chunked(args: argparse.Namespace) -> int:
         print(f"  {k:9s} {r.fractions[k]:9.4f} {theory[k]:9.4f}")
     print(f"  {'solid':9s} {1 - r.fractions['pore']:9.4f} {th.V:9.4f}")
     print(f"  time {r.seconds:.2f} s")
+    if preview:
+        print(f"  preview {preview}")
     return 0

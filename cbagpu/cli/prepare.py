@@ -33,7 +33,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--to-voxel-size", type=float, default=20.0, metavar="NM",
                    help="cubic output voxel edge in nm, an integer multiple of every input "
                    "edge (default 20)")
-    p.add_argument("--out", required=True, help="output label image (.tif/.npy/.raw/.zarr)")
+    p.add_argument("--out", required=True,
+                   help="output label image (.tif/.npy/.raw/.zarr, or .ome.zarr: OME-Zarr "
+                   "with a multiscale pyramid)")
     p.add_argument("--closing-element", choices=("cube", "cross", "none"), default="none",
                    help="closing of the solid with a radius-one element: cube = 3x3x3, the "
                    "paper's Section 2.3.1 step (lowers the porosity of fine structures by "

@@ -14,6 +14,7 @@ from cbagpu.cli.common import (
     add_plot_option,
     add_run_options,
     check_png_path,
+    close_progress,
     load_params,
     print_json,
     progress_printer,
@@ -94,12 +95,16 @@ def run(args: argparse.Namespace) -> int:
                 raise
             missing, figure = f"plot skipped: {exc}", None
     vary = parse_vary(args.vary)
-    res = sweep(
-        params, vary, realizations=args.realizations, shape=shape,
-        voxel_size=args.voxel_size, seed=args.seed, backend=args.backend,
-        out_dir=args.out, scheduler=args.scheduler, workers=args.workers,
-        progress=progress_printer(not args.quiet),
-    )
+    bar = progress_printer(not args.quiet)
+    try:
+        res = sweep(
+            params, vary, realizations=args.realizations, shape=shape,
+            voxel_size=args.voxel_size, seed=args.seed, backend=args.backend,
+            out_dir=args.out, scheduler=args.scheduler, workers=args.workers,
+            progress=bar,
+        )
+    finally:
+        close_progress(bar)
     if figure is not None:
         from cbagpu.plots import plot_sweep
 

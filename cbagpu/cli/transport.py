@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from cbagpu.cli.common import add_run_options, iteration_printer, print_json, read_labels
+from cbagpu.cli.common import (
+    add_run_options,
+    close_progress,
+    iteration_printer,
+    print_json,
+    read_labels,
+)
 
 
 def add_parser(sub: Any) -> argparse.ArgumentParser:
@@ -44,11 +49,12 @@ def run(args: argparse.Namespace) -> int:
     show = iteration_printer(not args.quiet)
 
     tol = DEFAULT_TOL if args.tol is None else args.tol
-    res = transport(labels, args.phase, args.axis, sigma=sigma, tol=tol,
-                    max_iter=args.max_iter, boundary_offset=args.boundary_offset,
-                    backend=args.backend, progress=show)
-    if show is not None and sys.stderr.isatty():
-        print(file=sys.stderr)
+    try:
+        res = transport(labels, args.phase, args.axis, sigma=sigma, tol=tol,
+                        max_iter=args.max_iter, boundary_offset=args.boundary_offset,
+                        backend=args.backend, progress=show)
+    finally:
+        close_progress(show)
     if args.json:
         d = res.to_dict()
         d["image"] = str(args.image)

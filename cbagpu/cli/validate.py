@@ -15,6 +15,7 @@ from cbagpu.cli.common import (
     add_params_args,
     add_run_options,
     check_png_path,
+    close_progress,
     load_params,
     print_json,
     progress_printer,
@@ -133,10 +134,14 @@ def run(args: argparse.Namespace) -> int:
     voxel_size = voxel_size_of(args, meta)
 
     t = time.perf_counter()
-    res = validate(labels, float(voxel_size), params, realizations=args.realizations,
-                   factors=args.factors, seed=args.seed, axis=args.axis,
-                   backend=args.backend, out_dir=args.out, scheduler=args.scheduler,
-                   workers=args.workers, progress=progress_printer(not args.quiet))
+    bar = progress_printer(not args.quiet)
+    try:
+        res = validate(labels, float(voxel_size), params, realizations=args.realizations,
+                       factors=args.factors, seed=args.seed, axis=args.axis,
+                       backend=args.backend, out_dir=args.out, scheduler=args.scheduler,
+                       workers=args.workers, progress=bar)
+    finally:
+        close_progress(bar)
     figures = _draw(res, args)
     seconds = time.perf_counter() - t
     files = [str(Path(args.out) / n) for n in ("validation.csv", "validation.json")

@@ -1,11 +1,14 @@
 """Reading and writing label images with their metadata.
 
 * :mod:`cbagpu.io.formats` -- ``.tif`` (ImageJ), ``.npy`` (+ ``.npy.json``), ``.raw``
-  (+ ``.json``), ``.zarr``: :func:`write_image`, :func:`read_image`, the metadata every file
-  carries (:func:`image_metadata`), :func:`check_writable`.
+  (+ ``.json``), ``.zarr``, ``.ome.zarr``: :func:`write_image`, :func:`read_image`, the
+  metadata every file carries (:func:`image_metadata`), :func:`check_writable`.
 * :mod:`cbagpu.io.atomic` -- the atomic writes every output of cbagpu goes through.
 * :mod:`cbagpu.io.zarr_store` -- the life cycle of a block-wise Zarr store (create, check
   the settings of an existing one, resume, finish).
+* :mod:`cbagpu.io.ngff` -- ``.ome.zarr``: OME-NGFF 0.4 label images with a multiscale
+  pyramid (written by :func:`write_image`, read back by :func:`read_image`).
+* :mod:`cbagpu.io.zarr_array` -- Zarr arrays as cbagpu writes them (format 2, label counts).
 """
 
 from cbagpu.io.atomic import (

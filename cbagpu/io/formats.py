@@ -37,6 +37,12 @@ Supported formats (chosen by the path suffix, case-insensitive):
     ``order`` = ``"C"``, ``axes`` = ``"zyx"``, plus ``voxel_size`` and ``units`` when
     known), and the full metadata dict under the key ``"metadata"``.
 
+``.ome.zarr``
+    OME-Zarr (OME-NGFF 0.4) label image with a multiscale pyramid, physical voxel size,
+    label colours and names, and the metadata dict under the root attribute ``cbagpu``
+    (:mod:`cbagpu.io.ngff`; ``pip install cbagpu[ome]``). :func:`read_image` returns the
+    full-resolution level.
+
 ``.zarr``
     Zarr directory store holding one array, chunked in blocks of up to
     :data:`ZARR_CHUNK` voxels per axis, metadata in the array's ``.attrs``.  Needs the
@@ -94,6 +100,22 @@ from cbagpu.io.atomic import json_safe
 from cbagpu.io.atomic import (
     open_synced as _open_synced,
 )
+from cbagpu.io.ngff import (
+    is_ome_zarr,
+    is_ome_zarr_path,
+    ome_modules,
+    read_ome_zarr,
+    write_ome_zarr,
+)
+from cbagpu.io.zarr_array import (
+    _COUNTS_ATTR,
+    ZARR_CHUNK,
+    ZARR_FORMAT,
+    _zarr_module,
+    create_zarr_array,
+    label_counts,
+)
+from cbagpu.phases import LABELS
 
 __all__ = [
     "BIGTIFF_THRESHOLD",
@@ -109,23 +131,13 @@ __all__ = [
 ]
 
 #: Path suffixes understood by :func:`write_image` and :func:`read_image`.
-SUPPORTED_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".npy", ".raw", ".zarr")
-
-#: Label values of the phase images and their names (JSON object keys are strings).
-LABELS: dict[str, str] = {"0": "pore", "1": "cbd", "2": "graphite"}
+SUPPORTED_SUFFIXES: tuple[str, ...] = (".tif", ".tiff", ".npy", ".raw", ".zarr", ".ome.zarr")
 
 #: Pixel data larger than this (bytes) are written as BigTIFF by default.
 BIGTIFF_THRESHOLD: int = 2**32 - 2**25
 
-#: Maximum chunk edge (voxels) of ``.zarr`` stores.
-ZARR_CHUNK: int = 128
-
-#: Zarr format version of the stores written (readable by zarr-python 2.x and 3.x).
-ZARR_FORMAT: int = 2
-
 _SIDECAR_FORMATS = ("npy", "raw")
 _RAW_LAYOUT_KEYS = ("shape", "dtype", "byte_order", "order", "axes")
-_ZARR_HINT = "pip install cbagpu[zarr]"
 # Lengths in nm of the units ImageJ files commonly use.
 _UNIT_IN_NM = {
     "nm": 1.0,
@@ -262,17 +274,6 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path | None:
     return None
 
 
-def _zarr_module() -> Any:
-    """Import and return :mod:`zarr`, with an installation hint if it is missing."""
-    try:
-        import zarr
-    except ImportError as exc:
-        raise ImportError(
-            f"the .zarr format needs the optional dependency zarr: {_ZARR_HINT}"
-        ) from exc
-    return zarr
-
-
 def check_writable(path: str | os.PathLike[str], *, overwrite: bool = True) -> Path:
     """Check that :func:`write_image` can write ``path``, without writing anything.
 
@@ -304,6 +305,8 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool = True) -> P
     fmt = _format(p)
     if fmt == "zarr":
         _zarr_module()
+        if is_ome_zarr_path(p):
+            ome_modules()
     parent = p.parent
     if not parent.exists():
         raise FileNotFoundError(
@@ -413,25 +416,6 @@ def _write_raw_bytes(fh: Any, image: np.ndarray) -> None:
     fh.write(memoryview(np.ascontiguousarray(data)).cast("B"))
 
 
-def create_zarr_array(store: str | os.PathLike[str], shape: tuple[int, ...],
-                      chunks: tuple[int, ...], dtype: Any, attributes: dict[str, Any],
-                      fill_value: Any = 0) -> Any:
-    """Create (overwrite) an array store of the format this module writes
-    (:data:`ZARR_FORMAT`, readable by zarr-python 2.x and 3.x) and return it."""
-    zarr = _zarr_module()
-    if int(str(zarr.__version__).split(".")[0]) >= 3:
-        return zarr.create_array(
-            store=str(store), shape=shape, chunks=chunks, dtype=dtype, fill_value=fill_value,
-            zarr_format=ZARR_FORMAT, attributes=attributes, overwrite=True,
-        )
-    arr = zarr.open_array(  # pragma: no cover - zarr-python 2.x
-        store=str(store), mode="w", shape=shape, chunks=chunks, dtype=dtype,
-        fill_value=fill_value,
-    )
-    arr.attrs.put(attributes)  # pragma: no cover
-    return arr  # pragma: no cover
-
-
 def _write_zarr(store: Path, image: np.ndarray, metadata: dict[str, Any]) -> None:
     """Write ``image`` and ``metadata`` (array attributes) to a new Zarr store at ``store``."""
     chunks = tuple(max(1, min(ZARR_CHUNK, n)) for n in image.shape)
@@ -440,22 +424,6 @@ def _write_zarr(store: Path, image: np.ndarray, metadata: dict[str, Any]) -> Non
         metadata = {**metadata, _COUNTS_ATTR: counts}
     arr = create_zarr_array(store, image.shape, chunks, image.dtype, metadata)
     arr[...] = image
-
-
-#: Attribute of a Zarr label store that holds its voxels per label (checked on reading,
-#: not returned with the metadata).
-_COUNTS_ATTR = "_cbagpu_label_counts"
-
-
-def label_counts(image: np.ndarray) -> dict[str, int] | None:
-    """Voxels per phase of a uint8 label image (0 pore, 1 cbd, 2 graphite), or None for any
-    other image."""
-    if image.dtype != np.uint8 or image.size == 0:
-        return None
-    counts = np.bincount(image.reshape(-1), minlength=3)
-    if len(counts) > 3:
-        return None
-    return {name: int(c) for name, c in zip(LABELS.values(), counts, strict=True)}
 
 
 def _raw_sidecar(image: np.ndarray, metadata: dict[str, Any]) -> dict[str, Any]:
@@ -537,7 +505,10 @@ def write_image(
             _commit_pair(st, data_tmp, dst, side_tmp, side_dst, overwrite)
         else:  # zarr
             tmp = st.directory(dst)
-            _write_zarr(tmp, arr, meta)
+            if is_ome_zarr_path(dst):
+                write_ome_zarr(tmp, arr, meta, name=dst.name)
+            else:
+                _write_zarr(tmp, arr, meta)
             _commit_dir(st, tmp, dst, overwrite)
     return dst
 
@@ -744,4 +715,6 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]
         return data, meta
     if fmt == "raw":
         return _read_raw(p)
+    if is_ome_zarr_path(p) or is_ome_zarr(p):
+        return read_ome_zarr(p)
     return _read_zarr(p)

@@ -54,9 +54,11 @@ def read_store_attrs(path: str | os.PathLike[str]) -> dict[str, Any] | None:
 
 
 def create_store_atomically(path: str | os.PathLike[str], attrs: Mapping[str, Any], *,
-                            prepare: Callable[[Path], None] | None = None) -> bool:
-    """Create the label store ``attrs["shape"]``/``attrs["chunks"]`` at ``path`` in a staged
-    folder (``prepare(tmp)`` may add files to it) and rename it into place.
+                            prepare: Callable[[Path], None] | None = None,
+                            array_name: str | None = None) -> bool:
+    """Create the label store ``attrs["shape"]``/``attrs["chunks"]`` at ``path`` (or at
+    ``path/array_name``, e.g. level ``"0"`` of an OME-Zarr store) in a staged folder
+    (``prepare(tmp_array)`` may add files to the array's folder) and rename it into place.
 
     Returns False, leaving ``path`` alone, when ``path`` exists (also when another process
     created it meanwhile); True when this call created it.
@@ -66,9 +68,10 @@ def create_store_atomically(path: str | os.PathLike[str], attrs: Mapping[str, An
         return False
     with Staging() as st:
         tmp = st.directory(path)
-        create_label_store(tmp, tuple(attrs["shape"]), tuple(attrs["chunks"]), attrs)
+        array = tmp if array_name is None else tmp / array_name
+        create_label_store(array, tuple(attrs["shape"]), tuple(attrs["chunks"]), attrs)
         if prepare is not None:
-            prepare(tmp)
+            prepare(array)
         try:
             os.rename(tmp, path)
         except OSError:

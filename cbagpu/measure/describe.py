@@ -133,6 +133,10 @@ class Description:
         return out
 
 
+#: The descriptor groups of :func:`describe_phase`, in the order they are computed.
+DESCRIPTOR_STEPS = ("intrinsic_volumes", "cpsd_intrusion", "geodesic", "covariance")
+
+
 def describe_phase(
     mask: Any,
     voxel_size: float,
@@ -144,13 +148,15 @@ def describe_phase(
     intrusion_method: str = "auto",
     geodesic_method: str = "auto",
     connectivity: int = 26,
+    progress: Callable[[str, int, int], None] | None = None,
 ) -> PhaseDescription:
     """Every descriptor of one binary phase ``mask``.
 
     ``intrusion_method`` is the ``method=`` of :func:`~cbagpu.measure.intrusion.constrictivity`
     and ``geodesic_method`` that of
     :func:`~cbagpu.measure.geodesic.geodesic_tortuosity` (``"auto"``: each backend's
-    default); both are checked before any work.
+    default); both are checked before any work. ``progress(descriptor, done, 4)`` is
+    called after each of the four descriptor groups (:data:`DESCRIPTOR_STEPS`).
     """
     ax = check_axis(axis)
     voxel_size = check_voxel_size(voxel_size)
@@ -165,6 +171,8 @@ def describe_phase(
         t = time.perf_counter()
         out = fn(mask, voxel_size, *args, backend=be, **kwargs)
         sec[key] = time.perf_counter() - t
+        if progress is not None:
+            progress(key, len(sec), len(DESCRIPTOR_STEPS))
         return out
 
     iv = timed("intrinsic_volumes", intrinsic_volumes, connectivity=conn)
@@ -219,7 +227,9 @@ def describe(
     max_lag : float, optional
         Largest lag (nm) of the two-point coverage.
     progress : callable, optional
-        Called as ``progress(phase, done, total)`` after each phase.
+        Called as ``progress("<phase>: <descriptor>", done, total)`` after each descriptor
+        group of each phase (``total`` = 4 x the number of phases; the groups are
+        :data:`DESCRIPTOR_STEPS`).
     intrusion_method, geodesic_method : str
         Algorithms of the intrusion (``"auto"``, ``"flood"``, ``"sweeps"``, ``"labels"``)
         and of the geodesic distances (``"auto"``, ``"rounds"``, ``"boxes"``); ``"auto"``
@@ -252,13 +262,15 @@ def describe(
     be = get_backend(backend)
     lab = check_labels(labels, be.xp)
     out: dict[str, PhaseDescription] = {}
+    steps = len(DESCRIPTOR_STEPS)
     for i, p in enumerate(phases):
+        step = None if progress is None else (
+            lambda key, done, _n, p=p, i=i: progress(f"{p}: {key}", i * steps + done,
+                                                     steps * len(phases)))
         out[p] = describe_phase(phase_mask(lab, p), voxel_size, ax, be, p, max_lag,
                                 connectivity=connectivity,
                                 intrusion_method=intrusion_method,
-                                geodesic_method=geodesic_method)
-        if progress is not None:
-            progress(p, i + 1, len(phases))
+                                geodesic_method=geodesic_method, progress=step)
     return Description(float(voxel_size), ax, tuple(int(n) for n in lab.shape), out, be.name,
                        int(connectivity))
 

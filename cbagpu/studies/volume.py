@@ -44,6 +44,7 @@ import numpy as np
 from cbagpu.backend import Backend, get_backend
 from cbagpu.errors import InvalidInputError
 from cbagpu.io.formats import _normalise_metadata, check_writable, image_metadata
+from cbagpu.io.ngff import build_pyramid, is_ome_zarr, is_ome_zarr_path
 from cbagpu.io.zarr_store import (
     create_store_atomically,
     finish_store,
@@ -81,6 +82,8 @@ TASKS_DIR = ".cbagpu-tasks"
 INCOMPLETE_ATTR = "incomplete"
 #: Value of the ``generator`` attribute of stores written by :func:`generate_zarr`.
 GENERATOR = "cbagpu.studies.generate_zarr"
+#: Folder of the full-resolution array inside an OME-Zarr store (``PATH.ome.zarr``).
+OME_LEVEL0 = "0"
 #: Attributes that define a generation: a rerun must match them all to resume.
 _SPEC_KEYS = ("generator", "params", "seed", "voxel_size", "origin", "shape", "chunks",
               "backend", "version")
@@ -315,16 +318,20 @@ def _check_existing(path: Path, spec: dict[str, Any]) -> dict[str, Any]:
 
 def _open_or_create(path: Path, spec: dict[str, Any], attrs: dict[str, Any]) -> dict[str, Any]:
     """Attributes of the store at ``path``, creating it (atomically, by rename) if absent;
-    an existing store must be this generation (:func:`_check_existing`)."""
+    an existing store must be this generation (:func:`_check_existing`). An OME-Zarr store
+    holds the array as its level ``0``."""
+    ome = is_ome_zarr_path(path)
     if create_store_atomically(path, attrs,
-                               prepare=lambda tmp: TaskStore(tmp / TASKS_DIR).check_spec(spec)):
+                               prepare=lambda tmp: TaskStore(tmp / TASKS_DIR).check_spec(spec),
+                               array_name=OME_LEVEL0 if ome else None):
         return attrs
-    return _check_existing(path, spec)
+    return _check_existing(path / OME_LEVEL0 if ome else path, spec)
 
 
-def _finish_store(path: Path, label_counts: list[int]) -> None:
-    """Mark the store complete (attributes rewritten atomically), then drop the TaskStore."""
-    finish_store(path, {"label_counts": {"pore": label_counts[0], "cbd": label_counts[1],
+def _finish_store(path: Path, label_counts: list[int]) -> dict[str, Any]:
+    """Mark the store complete (attributes rewritten atomically), then drop the TaskStore;
+    returns the final attributes."""
+    return finish_store(path, {"label_counts": {"pore": label_counts[0], "cbd": label_counts[1],
                                          "graphite": label_counts[2]},
                         "completed": datetime.now(UTC).isoformat(timespec="seconds")},
                  drop_attrs=(INCOMPLETE_ATTR,), remove=(TASKS_DIR,))
@@ -350,6 +357,7 @@ def generate_zarr(
     scheduler: str | None = None,
     workers: int | None = None,
     progress: ProgressFn | None = None,
+    pyramid_progress: Callable[[str, int, int], None] | None = None,
 ) -> ZarrGeneration:
     """Generate the window ``origin + [0, shape)`` of one realization into a Zarr store,
     one task per chunk (run locally or on a Dask cluster), resumably.
@@ -366,7 +374,10 @@ def generate_zarr(
         the field lies within float32 rounding of mu, so one store never mixes them.
     path : str or PathLike
         ``.zarr`` directory store. On a cluster it must be on a file system the workers
-        and this process share.
+        and this process share. A name ending in ``.ome.zarr`` makes an OME-Zarr store
+        (:mod:`cbagpu.io.ngff`): the chunks go to its level ``0`` and, once all are done,
+        the down-sampled levels are computed chunk by chunk here (Dask, threads) and the
+        OME-NGFF metadata written last.
     chunks : int or (int, int, int)
         Chunk edges in voxels (clipped to ``shape``); also the unit of work. Each chunk is
         generated from whole field blocks (:attr:`FieldKernel.block` voxels plus a halo), so
@@ -375,6 +386,8 @@ def generate_zarr(
         As for :func:`cbagpu.studies.tasks.run_tasks` (``progress(done, total,
         seconds_left)``). With the GPU backend, no ``scheduler`` and no ``workers``: one
         worker per GPU with dask-cuda, else the in-process loop on this GPU.
+    pyramid_progress : callable, optional
+        OME-Zarr only: ``pyramid_progress("pyramid level", done, total)`` per level.
 
     Returns
     -------
@@ -436,22 +449,26 @@ def generate_zarr(
     attrs = _open_or_create(dst, spec, attrs)
 
     total = len(grid)
-    if not attrs.get(INCOMPLETE_ATTR):  # finished earlier: nothing to do
+    ome = is_ome_zarr_path(dst)
+    array_path = dst / OME_LEVEL0 if ome else dst
+    if not attrs.get(INCOMPLETE_ATTR):  # finished earlier: nothing to do (but the pyramid)
         lc = attrs.get("label_counts") or {}
         counts = [int(lc.get(k, 0)) for k in ("pore", "cbd", "graphite")]
+        if ome and not is_ome_zarr(dst):  # interrupted while the pyramid was built
+            build_pyramid(dst, attrs, progress=pyramid_progress)
         if progress is not None:
             progress(total, total, 0.0)
         return ZarrGeneration(str(dst), shape, chunks_t, origin, be_name, total, 0, total,
                               time.perf_counter() - t0, _fractions(counts))
 
-    store = TaskStore(dst / TASKS_DIR)
+    store = TaskStore(array_path / TASKS_DIR)
     store.check_spec(spec)
     tasks = [
         Task(
             _chunk_key(index),
             _generate_chunk,
             {
-                "path": str(dst),
+                "path": str(array_path),
                 "params": params.to_dict(),
                 "voxel_size": s,
                 "seed": seed,
@@ -472,7 +489,9 @@ def generate_zarr(
             f"the chunks of {dst} hold {sum(counts)} voxels, not {math.prod(shape)}: "
             f"delete {dst / TASKS_DIR} and run again"
         )
-    _finish_store(dst, counts)
+    final = _finish_store(array_path, counts)
+    if ome:  # the pyramid and the OME-NGFF metadata, chunk by chunk (last: marks it done)
+        build_pyramid(dst, final, progress=pyramid_progress)
     return ZarrGeneration(str(dst), shape, chunks_t, origin, be_name, total, total - reused,
                           reused, time.perf_counter() - t0, _fractions(counts))
 
