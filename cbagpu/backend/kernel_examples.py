@@ -339,10 +339,11 @@ def cba_slice_flux(be: Any) -> KernelCheck:
 
 
 # ----------------------------------------------------------------------------- measure
-def _geodesic(be: Any, dtype: Any) -> KernelCheck:
-    """Six sweeps, one plane per launch, each from the previous one's result: equal to the
-    twin's arrays and lowered-voxel counts exactly."""
-    from cbagpu.measure.geodesic import _sweep_twin, sweep_args, sweep_launches
+def _geodesic(be: Any, dtype: Any, persistent: bool = False) -> KernelCheck:
+    """Six sweeps, each from the previous one's result, one plane per launch (or, with
+    ``persistent``, each whole sweep in one launch of ``cba_geodesic_sweep_all_*``): equal
+    to the twin's arrays and lowered-voxel counts exactly."""
+    from cbagpu.measure.geodesic import _sweep_twin, sweep_all_args, sweep_args, sweep_launches
 
     rng = np.random.default_rng(5)
     shape = (13, 11, 12)  # padded: border planes NaN
@@ -351,18 +352,24 @@ def _geodesic(be: Any, dtype: Any) -> KernelCheck:
     d[[0, -1]] = np.nan
     d[:, [0, -1]] = np.nan
     d[:, :, [0, -1]] = np.nan
-    name = "cba_geodesic_sweep_f64" if np.dtype(dtype) == np.float64 else \
-        "cba_geodesic_sweep_f32"
+    suffix = "f64" if np.dtype(dtype) == np.float64 else "f32"
+    name = f"cba_geodesic_sweep_all_{suffix}" if persistent else f"cba_geodesic_sweep_{suffix}"
     fn = be.kernel("geodesic.cu", name)
     dev = be.asarray(d.copy())
+    bar = be.xp.zeros(2, dtype=be.xp.uint32)
     twin = d.copy()
     got_counts, twin_counts = [], []
     for axis, sign in _SWEEP_DIRECTIONS:
         changed = be.xp.zeros(1, dtype=be.xp.uint64)
         others = [n for a, n in enumerate(shape) if a != axis]
-        blocks = launch_blocks((others[0] - 2) * (others[1] - 2), _THREADS)
-        for first, count in sweep_launches(shape[axis], sign, 1):
-            fn((blocks,), (_THREADS,), sweep_args(dev, axis, sign, first, count, changed))
+        columns = (others[0] - 2) * (others[1] - 2)
+        if persistent:
+            blocks = launch_blocks(columns, _THREADS, be.resident_blocks(_THREADS))
+            fn((blocks,), (_THREADS,), sweep_all_args(dev, axis, sign, changed, bar))
+        else:
+            blocks = launch_blocks(columns, _THREADS)
+            for first, count in sweep_launches(shape[axis], sign, 1):
+                fn((blocks,), (_THREADS,), sweep_args(dev, axis, sign, first, count, changed))
         got_counts.append(int(be.to_host(changed)[0]))
         count = np.zeros(1, np.uint64)
         _sweep_twin(np, twin, axis, sign, count)
@@ -379,6 +386,17 @@ def geodesic_sweep_f32(be: Any) -> KernelCheck:
 def geodesic_sweep_f64(be: Any) -> KernelCheck:
     """``cba_geodesic_sweep_f64``: the six sweeps of a round on random float64 distances."""
     return _geodesic(be, np.float64)
+
+
+def geodesic_sweep_all_f32(be: Any) -> KernelCheck:
+    """``cba_geodesic_sweep_all_f32``: the six sweeps of a round, each in one persistent
+    launch (grid barrier between planes), on random float32 distances."""
+    return _geodesic(be, np.float32, persistent=True)
+
+
+def geodesic_sweep_all_f64(be: Any) -> KernelCheck:
+    """``cba_geodesic_sweep_all_f64``: as :func:`geodesic_sweep_all_f32` in float64."""
+    return _geodesic(be, np.float64, persistent=True)
 
 
 def _widest(be: Any, dtype: Any) -> KernelCheck:
