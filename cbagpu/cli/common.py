@@ -212,6 +212,16 @@ def print_json(obj: Any, indent: int = 2) -> None:
     print(json.dumps(json_safe(obj), indent=indent, allow_nan=False))
 
 
+def format_coefficient(fit: dict, name: str) -> str:
+    """``name = value [lo, hi]`` of a fitted coefficient (``fit[name]`` with ``value`` and
+    ``ci``), or ``(at the bound)`` when its interval is undefined."""
+    c = fit[name]
+    lo, hi = c["ci"]
+    if lo is None:
+        return f"{name} = {c['value']:.4g} (at the bound)"
+    return f"{name} = {c['value']:.4g} [{lo:.4g}, {hi:.4g}]"
+
+
 def say(command: str, message: str, *, kind: str = "") -> None:
     """One line on stderr: ``cbagpu <command>: [kind: ]message``."""
     print(f"cbagpu {command}: {kind + ': ' if kind else ''}{message}", file=sys.stderr)

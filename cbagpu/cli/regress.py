@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from cbagpu.cli.common import print_json
+from cbagpu.cli.common import format_coefficient, print_json
 
 _FORM_TEXT = {
     "eq28": "on M, a,b,c >= 0",
@@ -33,14 +33,6 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     return p
 
 
-def _coef(fit: dict, name: str) -> str:
-    c = fit[name]
-    lo, hi = c["ci"]
-    if lo is None:
-        return f"{name} = {c['value']:.4g} (at the bound)"
-    return f"{name} = {c['value']:.4g} [{lo:.4g}, {hi:.4g}]"
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``cbagpu regress``; exit 0, 2 on a file that is not a sweep's table."""
     from cbagpu.studies.refit import EQ28_FORMS, regress
@@ -62,14 +54,15 @@ def run(args: argparse.Namespace) -> int:
             if "error" in e:
                 print(f"{text} not fitted ({e['error']})")
                 continue
-            print(f"{text} " + ", ".join(_coef(e, k) for k in "abc")
+            print(f"{text} " + ", ".join(format_coefficient(e, k) for k in "abc")
                   + f", R2 = {e['r2']:.3f} (n = {e['n']}){mark}")
         if "eq29" in f:
             e = f["eq29"]
             if "error" in e:
                 print(f"  Eq. 29 not fitted ({e['error']})")
             else:
-                print(f"  Eq. 29 {_coef(e, 'c1')}, {_coef(e, 'c0')}, R2 = {e['r2']:.3f}")
+                c1, c0 = format_coefficient(e, "c1"), format_coefficient(e, "c0")
+                print(f"  Eq. 29 {c1}, {c0}, R2 = {e['r2']:.3f}")
     if args.out is not None:
         print(f"wrote {args.out}")
     return 0

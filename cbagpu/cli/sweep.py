@@ -15,6 +15,7 @@ from cbagpu.cli.common import (
     add_run_options,
     check_png_path,
     close_progress,
+    format_coefficient,
     load_params,
     print_json,
     progress_printer,
@@ -61,14 +62,6 @@ def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}" if math.isfinite(v) else str(v)
     return str(v)
-
-
-def _coef(fit: dict, name: str) -> str:
-    c = fit[name]
-    lo, hi = c["ci"]
-    if lo is None:
-        return f"{name} = {c['value']:.4g} (at the bound)"
-    return f"{name} = {c['value']:.4g} [{lo:.4g}, {hi:.4g}]"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -127,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         if "error" in e28:
             line += f"not fitted ({e28['error']})"
         else:
-            line += ", ".join(_coef(e28, k) for k in "abc")
+            line += ", ".join(format_coefficient(e28, k) for k in "abc")
             line += f", R2 = {e28['r2']:.3f} (n = {e28['n']}, excluded {e28['n_excluded']})"
         print(line)
         if "eq29" in f:
@@ -135,8 +128,8 @@ def run(args: argparse.Namespace) -> int:
             if "error" in e29:
                 print(f"{'':>5}  Eq. 29 not fitted ({e29['error']})")
             else:
-                print(f"{'':>5}  Eq. 29 {_coef(e29, 'c1')}, {_coef(e29, 'c0')}, "
-                      f"R2 = {e29['r2']:.3f}")
+                c1, c0 = format_coefficient(e29, "c1"), format_coefficient(e29, "c0")
+                print(f"{'':>5}  Eq. 29 {c1}, {c0}, R2 = {e29['r2']:.3f}")
     print(f"{res.n_computed} of {res.n_tasks} tasks computed, {res.seconds:.1f} s"
           + (f"; wrote {', '.join(res.files.values())}" if res.files else ""))
     return 0

@@ -26,7 +26,6 @@ Each kernel has a NumPy twin here (``*_twin``), checked by :mod:`cbagpu.backend.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any
 
@@ -34,7 +33,7 @@ import numpy as np
 
 from cbagpu.backend import Backend
 from cbagpu.backend.kernels import launch_blocks
-from cbagpu.transport.operator import Level, slice_fluxes
+from cbagpu.transport.operator import Level, flux_spread, slice_fluxes
 
 THREADS = 256
 #: Block partials of a reduction (the grid of the launches that produce them).
@@ -213,8 +212,7 @@ class DevicePCG:
                     it = int(host[n0 + 1 + S_STALL_IT])
                     break
                 flux = host[: n0 + 1]
-                mean = flux.mean()
-                spread = float((flux.max() - flux.min()) / mean) if mean > 0 else math.inf
+                spread = flux_spread(flux)
                 if progress is not None:
                     progress(it, spread)
                 if spread <= tol or it >= max_iter:

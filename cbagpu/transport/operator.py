@@ -22,6 +22,7 @@ temporaries stay small (the memory bound of the solver) and hot in cache on the 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -309,6 +310,13 @@ def assemble_dense(level: Level) -> np.ndarray:
 
 def _host(xp: Any, a: Any) -> Any:
     return a.get() if hasattr(a, "get") else a
+
+
+def flux_spread(flux: np.ndarray) -> float:
+    """Relative spread ``(max - min) / mean`` of the slice fluxes: the convergence measure
+    of the transport solves (``inf`` when the mean flux is not positive)."""
+    mean = flux.mean()
+    return float((flux.max() - flux.min()) / mean) if mean > 0 else math.inf
 
 
 def slice_fluxes(level: Level, x: Any, backend: Any = None) -> np.ndarray:

@@ -51,7 +51,13 @@ from cbagpu.transport.conductance import (
     fine_level,
     percolating,
 )
-from cbagpu.transport.operator import Level, assemble_dense, coarsen, slice_fluxes
+from cbagpu.transport.operator import (
+    Level,
+    assemble_dense,
+    coarsen,
+    flux_spread,
+    slice_fluxes,
+)
 from cbagpu.validation import AXIS_NAMES, check_axis, check_mask_3d
 
 #: Default tolerance on the spread of the cross-section fluxes, (max - min) / mean (the
@@ -435,8 +441,7 @@ def _pcg(
     while True:
         if it % check_every == 0 or it >= max_iter:
             flux = slice_fluxes(fine, x, be)
-            mean = flux.mean()
-            spread = float((flux.max() - flux.min()) / mean) if mean > 0 else math.inf
+            spread = flux_spread(flux)
             if progress is not None:
                 progress(it, spread)
             if spread <= tol or it >= max_iter:
