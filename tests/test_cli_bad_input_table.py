@@ -131,6 +131,23 @@ ROWS: list[tuple[list[str], str]] = [
       "{dir}/sw"], "workers"),
     ([*SW, "--plot", "{dir}/f.jpg"], ".png"),
     ([*SW, "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "either"),
+    # crop / resample
+    (["crop", "{img}", "--origin", "10", "10", "10", "--shape", "8", "--out", "{dir}/c.zarr"],
+     "does not lie inside"),
+    (["crop", "{img}", "--origin", "0", "0", "0", "--shape", "4", "4", "--out",
+      "{dir}/c.zarr"], "--shape"),
+    (["crop", "{img}", "--origin", "0", "0", "0", "--shape", "4", "--out", "{dir}/c.png"],
+     "suffix"),
+    (["crop", "{img}", "--origin", "0", "0", "0", "--shape", "4", "--out", "{img}"], "exists"),
+    (["crop", "{bad}", "--origin", "0", "0", "0", "--shape", "4", "--out", "{dir}/c.zarr"],
+     "labels of"),
+    (["crop", "{missing}.zarr", "--origin", "0", "0", "0", "--shape", "4", "--out",
+      "{dir}/c.zarr"], "no such image"),
+    (["crop", "{img}", "--origin", "0", "0", "0", "--shape", "4", "--chunks", "0", "--out",
+      "{dir}/c.zarr"], "chunks"),
+    (["resample", "{img}", "--factor", "1", "--out", "{dir}/r.zarr"], "factor"),
+    (["resample", "{img}", "--factor", "16", "--out", "{dir}/r.zarr"], "smaller factor"),
+    (["resample", "{flat}", "--factor", "2", "--out", "{dir}/r.zarr"], "3-D"),
 ]
 
 
@@ -157,7 +174,7 @@ def test_the_table_has_at_least_60_rows_over_every_command():
     assert len(ROWS) >= 60
     assert {argv[0] for argv, _ in ROWS} == {"generate", "theory", "describe", "transport",
                                              "fit", "prepare", "composition", "validate",
-                                             "sweep"}
+                                             "sweep", "crop", "resample"}
 
 
 @pytest.mark.parametrize("argv, words", ROWS, ids=[f"{i}-{r[0][0]}" for i, r in

@@ -2,7 +2,8 @@
 calls one library function and prints (:mod:`cbagpu.cli.common` holds what they share).
 
 Commands: ``generate``, ``theory``, ``describe``, ``transport``, ``fit``, ``prepare``,
-``composition``, ``validate``, ``sweep``, ``regress``, ``info``. Exit status: 0 done; 1 the work ran
+``composition``, ``validate``, ``sweep``, ``regress``, ``info``, ``export``, ``show``,
+``crop``, ``resample``. Exit status: 0 done; 1 the work ran
 but did not succeed (failed tasks of a study, a transport solve that did not converge);
 2 bad input, an unavailable backend, a request too large for memory, a bad path or a
 missing optional extra (one line on stderr); 130 interrupted. Anything else is a bug and
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from cbagpu._version import __version__
 from cbagpu.cli import (
     composition,
+    crop,
     describe,
     export,
     fit,
@@ -26,6 +28,7 @@ from cbagpu.cli import (
     info,
     prepare,
     regress,
+    resample,
     show,
     sweep,
     theory,
@@ -38,7 +41,7 @@ __all__ = ["build_parser", "main"]
 
 #: The command modules in the order ``cbagpu --help`` lists them.
 COMMANDS = (generate, theory, describe, transport, fit, prepare, composition, validate,
-            sweep, regress, info, export, show)
+            sweep, regress, info, export, show, crop, resample)
 
 
 def build_parser() -> argparse.ArgumentParser:

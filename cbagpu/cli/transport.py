@@ -6,6 +6,7 @@ import argparse
 from typing import Any
 
 from cbagpu.cli.common import (
+    UsageError,
     add_run_options,
     close_progress,
     iteration_printer,
@@ -42,9 +43,16 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     """``cbagpu transport``: effective conductivity, tortuosity factor and M-factor; exit 1
     when the iteration limit is reached first."""
-    from cbagpu.transport import DEFAULT_TOL, parse_sigma, transport
+    from cbagpu.io.lazy import open_image_lazy
+    from cbagpu.transport import DEFAULT_TOL, check_transport_fits, parse_sigma, transport
 
     sigma = parse_sigma(args.sigma) if args.sigma is not None else None
+    if str(args.image).lower().endswith(".zarr"):  # a store: refuse before reading it
+        try:
+            shape = open_image_lazy(args.image).shape
+        except FileNotFoundError:
+            raise UsageError(f"image not found: {args.image}") from None
+        check_transport_fits(shape, backend=args.backend)
     labels, _ = read_labels(args.image)
     show = iteration_printer(not args.quiet)
 
