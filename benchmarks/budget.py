@@ -8,7 +8,9 @@ peak of live device bytes per stage. The counts are deterministic; they are repo
 stage and per inner unit and checked against :data:`BUDGETS`:
 
 * ``transport``: per CG iteration (measured between two convergence checks, so a check's
-  read is shared by the iterations it covers);
+  read is shared by the iterations it covers), at two sizes whose multigrid hierarchies
+  have 4 and 5 levels (48^3, 96^3: the launches per iteration must not grow with the
+  levels);
 * ``geodesic`` and ``intrusion``: per round of six sweeps, as the difference between two
   images of the same size that need different numbers of rounds (a straight and a
   zig-zag channel), at two sizes (the per-round cost must not grow with the planes);
@@ -37,7 +39,8 @@ import numpy as np
 
 #: Per-unit budgets (the issue "GPU route at its floor").
 BUDGETS: dict[str, dict[str, float]] = {
-    "transport": {"reads_per_iteration": 1.0, "launches_per_iteration": 20.0},
+    "transport": {"reads_per_iteration": 1.0, "launches_per_iteration": 20.0,
+                  "launches_per_iteration_growth": 0.0},
     "geodesic": {"reads_per_round": 1.0, "launches_per_round_growth": 0.0},
     "intrusion": {"reads_per_round": 1.0, "launches_per_round_growth": 0.0},
     "generate": {"reads_growth": 0.0, "device_bytes_per_voxel_plus_block": 16.0},
@@ -100,13 +103,14 @@ def _snapshot(c: Any) -> tuple[int, int, int, int]:
 
 
 # ------------------------------------------------------------------------------------ stages
-def stage_transport(be: Any, report: Report, n: int = 48) -> None:
-    """One solve of the pore phase (float32, a tolerance it does not reach early)."""
+def _transport_per_iteration(be: Any, n: int, stage: str) -> dict[str, Any]:
+    """One solve of the pore phase of an ``n``^3 realization (float32, a tolerance it does
+    not reach early): counts per CG iteration between the second and the last check."""
     from cbagpu.transport import transport
 
     labels = _labels((n, n, n))
     marks: list[tuple[int, tuple[int, int, int, int]]] = []
-    with be.stage("transport") as c:
+    with be.stage(stage) as c:
         def progress(it: int, spread: float) -> None:
             marks.append((it, _snapshot(c)))
 
@@ -117,10 +121,33 @@ def stage_transport(be: Any, report: Report, n: int = 48) -> None:
     per = {"launches_per_iteration": (s1[0] - s0[0]) / iters,
            "reads_per_iteration": (s1[1] - s0[1]) / iters,
            "read_bytes_per_iteration": (s1[2] - s0[2]) / iters}
-    report.stages["transport"] = {"size": n, "iterations": res.iterations,
-                                  "counts": c.to_dict(), "per_unit": per}
+    return {"size": n, "iterations": res.iterations, "counts": c.to_dict(), "per_unit": per}
+
+
+def stage_transport(be: Any, report: Report, n: int = 48, n_more_levels: int = 96) -> None:
+    """The transport solve at ``n``^3 (4 multigrid levels at 48) and at
+    ``n_more_levels``^3 (5 levels at 96): per-iteration reads and launches against the
+    budget, and the growth of the launches with the levels."""
+    from cbagpu.transport.solver import COARSEST_CELLS
+
+    small = _transport_per_iteration(be, n, "transport")
+    large = _transport_per_iteration(be, n_more_levels, "transport, more levels")
+
+    def levels(m: int) -> int:
+        count, cells = 1, m**3
+        while cells > COARSEST_CELLS:
+            m, cells, count = -(-m // 2), (-(-m // 2)) ** 3, count + 1
+        return count
+
+    small["levels"], large["levels"] = levels(n), levels(n_more_levels)
+    report.stages["transport"] = {**small, "more_levels": large}
+    per = small["per_unit"]
     for key in ("reads_per_iteration", "launches_per_iteration"):
         report.checks.append(Check("transport", key, per[key], BUDGETS["transport"][key]))
+    report.checks.append(Check(
+        "transport", "launches_per_iteration_growth",
+        large["per_unit"]["launches_per_iteration"] - per["launches_per_iteration"],
+        BUDGETS["transport"]["launches_per_iteration_growth"]))
 
 
 def _channel(n: int, zigzag: bool) -> np.ndarray:

@@ -93,31 +93,7 @@ extern "C" __global__ void cba_geodesic_sweep_f64(
 // counts after every sweep, in one launch instead of one per plane. Reads of the previous
 // plane bypass the non-coherent L1 cache (__ldcg). `bar` holds two unsigned counters, zero
 // before the first launch (the barrier leaves them reusable).
-#if defined(__CUDACC__) || defined(__CUDACC_RTC__)
-#define CBA_LOAD_CG(ptr) __ldcg(ptr)
-__device__ __forceinline__ void cba_grid_sync(unsigned int* bar)
-{
-    __syncthreads();
-    if (threadIdx.x == 0) {
-        volatile unsigned int* vb = bar;
-        const unsigned int gen = vb[1];
-        __threadfence();
-        if (atomicAdd(&bar[0], 1u) == gridDim.x - 1) {
-            atomicExch(&bar[0], 0u);
-            __threadfence();
-            atomicAdd(&bar[1], 1u);
-        } else {
-            while (vb[1] == gen) {
-            }
-        }
-        __threadfence();
-    }
-    __syncthreads();
-}
-#else
-#define CBA_LOAD_CG(ptr) (*(ptr))
-static inline void cba_grid_sync(unsigned int*) {}  // one host thread: planes are in order
-#endif
+#include "cba_grid_sync.h"
 
 template <typename T>
 __device__ __forceinline__ void cba_geodesic_sweep_all_t(

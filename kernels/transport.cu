@@ -10,7 +10,7 @@
 template <typename T>
 __device__ __forceinline__ void cba_point(
     const float* __restrict__ g0, const float* __restrict__ g1, const float* __restrict__ g2,
-    const float* __restrict__ gin, const float* __restrict__ gout, const T* __restrict__ z,
+    const float* __restrict__ gin, const float* __restrict__ gout, const T* z,
     const long long i, const long long j, const long long k,
     const long long n0, const long long n1, const long long n2, double* s_out, double* d_out)
 {
@@ -62,16 +62,21 @@ extern "C" __global__ void cba_apply_f64(
     cba_apply_t<double>(g0, g1, g2, gin, gout, z, out, n0, n1, n2);
 }
 
+// The kernels' bodies take the work items start, start + stride, ... (a launch: the thread's
+// global index and the grid's size), so that cba_vcycle_coarse runs them one after the other
+// in one launch. Fields written inside one launch (r, z) carry no __restrict__: their reads
+// must not go through the read-only cache.
+
 // Half a red-black Gauss-Seidel sweep in place: voxels with (i + j + k) % 2 == color and a
 // non-zero diagonal get (r + s) / D.  They only read voxels of the other colour.
-extern "C" __global__ void cba_gauss_seidel(
+__device__ __forceinline__ void cba_gauss_seidel_items(
     const float* __restrict__ g0, const float* __restrict__ g1, const float* __restrict__ g2,
-    const float* __restrict__ gin, const float* __restrict__ gout, const float* __restrict__ r,
-    float* z, const int n0, const int n1, const int n2, const int color)
+    const float* __restrict__ gin, const float* __restrict__ gout, const float* r,
+    float* z, const int n0, const int n1, const int n2, const int color,
+    const long long start, const long long stride)
 {
     const long long n = (long long)n0 * n1 * n2;
-    for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < n;
-         p += (long long)gridDim.x * blockDim.x) {
+    for (long long p = start; p < n; p += stride) {
         const long long k = p % n2, t = p / n2, j = t % n1, i = t / n1;
         if (((i + j + k) & 1) != color) continue;
         double s, d;
@@ -80,16 +85,25 @@ extern "C" __global__ void cba_gauss_seidel(
     }
 }
 
-// rc = R (r - A z): residuals summed over 2x2x2 blocks
-extern "C" __global__ void cba_residual_restrict(
+extern "C" __global__ void cba_gauss_seidel(
     const float* __restrict__ g0, const float* __restrict__ g1, const float* __restrict__ g2,
     const float* __restrict__ gin, const float* __restrict__ gout, const float* __restrict__ r,
-    const float* __restrict__ z, float* __restrict__ rc, const int n0, const int n1,
-    const int n2, const int c0, const int c1, const int c2)
+    float* z, const int n0, const int n1, const int n2, const int color)
+{
+    cba_gauss_seidel_items(g0, g1, g2, gin, gout, r, z, n0, n1, n2, color,
+                           (long long)blockIdx.x * blockDim.x + threadIdx.x,
+                           (long long)gridDim.x * blockDim.x);
+}
+
+// rc = R (r - A z): residuals summed over 2x2x2 blocks
+__device__ __forceinline__ void cba_residual_restrict_items(
+    const float* __restrict__ g0, const float* __restrict__ g1, const float* __restrict__ g2,
+    const float* __restrict__ gin, const float* __restrict__ gout, const float* r,
+    const float* z, float* rc, const int n0, const int n1, const int n2, const int c0,
+    const int c1, const int c2, const long long start, const long long stride)
 {
     const long long n = (long long)c0 * c1 * c2;
-    for (long long q = (long long)blockIdx.x * blockDim.x + threadIdx.x; q < n;
-         q += (long long)gridDim.x * blockDim.x) {
+    for (long long q = start; q < n; q += stride) {
         const long long kc = q % c2, t = q / c2, jc = t % c1, ic = t / c1;
         double acc = 0.0;
         for (long long i = 2 * ic; i < 2 * ic + 2 && i < n0; ++i)
@@ -102,6 +116,17 @@ extern "C" __global__ void cba_residual_restrict(
                 }
         rc[q] = (float)acc;
     }
+}
+
+extern "C" __global__ void cba_residual_restrict(
+    const float* __restrict__ g0, const float* __restrict__ g1, const float* __restrict__ g2,
+    const float* __restrict__ gin, const float* __restrict__ gout, const float* __restrict__ r,
+    const float* __restrict__ z, float* __restrict__ rc, const int n0, const int n1,
+    const int n2, const int c0, const int c1, const int c2)
+{
+    cba_residual_restrict_items(g0, g1, g2, gin, gout, r, z, rc, n0, n1, n2, c0, c1, c2,
+                                (long long)blockIdx.x * blockDim.x + threadIdx.x,
+                                (long long)gridDim.x * blockDim.x);
 }
 
 // z += P ec: every voxel gets the value of its 2x2x2 parent
@@ -184,7 +209,7 @@ __device__ __forceinline__ double cba_diag(
 
 // The value of z at q after z += P ec (one float32 addition, as cba_add_prolonged).
 __device__ __forceinline__ float cba_zp(
-    const float* z, const float* __restrict__ ec, const long long q, const long long n1,
+    const float* z, const float* ec, const long long q, const long long n1,
     const long long n2, const long long c1, const long long c2)
 {
     const long long k = q % n2, t = q / n2, j = t % n1, i = t / n1;
@@ -195,7 +220,7 @@ __device__ __forceinline__ float cba_zp(
 __device__ __forceinline__ void cba_point_prolonged(
     const float* __restrict__ g0, const float* __restrict__ g1, const float* __restrict__ g2,
     const float* __restrict__ gin, const float* __restrict__ gout, const float* z,
-    const float* __restrict__ ec, const long long i, const long long j, const long long k,
+    const float* ec, const long long i, const long long j, const long long k,
     const long long n0, const long long n1, const long long n2, const long long c1,
     const long long c2, double* s_out, double* d_out)
 {
@@ -216,14 +241,13 @@ __device__ __forceinline__ void cba_point_prolonged(
 
 // z = 0, then the red half-sweep of Gauss-Seidel (colour 0): z = r / D on colour 0 (its
 // neighbours are all zero), 0 elsewhere.
-extern "C" __global__ void cba_gs_zero_first(
+__device__ __forceinline__ void cba_gs_zero_first_items(
     const float* __restrict__ g0, const float* __restrict__ g1, const float* __restrict__ g2,
-    const float* __restrict__ gin, const float* __restrict__ gout, const float* __restrict__ r,
-    float* __restrict__ z, const int n0, const int n1, const int n2)
+    const float* __restrict__ gin, const float* __restrict__ gout, const float* r, float* z,
+    const int n0, const int n1, const int n2, const long long start, const long long stride)
 {
     const long long n = (long long)n0 * n1 * n2;
-    for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < n;
-         p += (long long)gridDim.x * blockDim.x) {
+    for (long long p = start; p < n; p += stride) {
         const long long k = p % n2, t = p / n2, j = t % n1, i = t / n1;
         float v = 0.0f;
         if (((i + j + k) & 1) == 0) {
@@ -234,18 +258,27 @@ extern "C" __global__ void cba_gs_zero_first(
     }
 }
 
+extern "C" __global__ void cba_gs_zero_first(
+    const float* __restrict__ g0, const float* __restrict__ g1, const float* __restrict__ g2,
+    const float* __restrict__ gin, const float* __restrict__ gout, const float* __restrict__ r,
+    float* __restrict__ z, const int n0, const int n1, const int n2)
+{
+    cba_gs_zero_first_items(g0, g1, g2, gin, gout, r, z, n0, n1, n2,
+                            (long long)blockIdx.x * blockDim.x + threadIdx.x,
+                            (long long)gridDim.x * blockDim.x);
+}
+
 // z += P ec, then the black half-sweep (colour 1), in one launch: colour-1 voxels get
 // (r + sum_j g_ij (z_j + ec_j)) / D (or z + ec where D = 0); colour-0 voxels are left for
 // cba_gs_last, which adds their ec.
-extern "C" __global__ void cba_prolong_gs(
+__device__ __forceinline__ void cba_prolong_gs_items(
     const float* __restrict__ g0, const float* __restrict__ g1, const float* __restrict__ g2,
-    const float* __restrict__ gin, const float* __restrict__ gout, const float* __restrict__ r,
-    float* z, const float* __restrict__ ec, const int n0, const int n1, const int n2,
-    const int c1, const int c2)
+    const float* __restrict__ gin, const float* __restrict__ gout, const float* r, float* z,
+    const float* ec, const int n0, const int n1, const int n2, const int c1, const int c2,
+    const long long start, const long long stride)
 {
     const long long n = (long long)n0 * n1 * n2;
-    for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < n;
-         p += (long long)gridDim.x * blockDim.x) {
+    for (long long p = start; p < n; p += stride) {
         const long long k = p % n2, t = p / n2, j = t % n1, i = t / n1;
         if (((i + j + k) & 1) != 1) continue;
         double s, d;
@@ -254,20 +287,30 @@ extern "C" __global__ void cba_prolong_gs(
     }
 }
 
-// The red half-sweep (colour 0) that ends a V-cycle level: z = (r + sum_j g_ij z_j) / D on
-// colour 0 (where D = 0: z + ec if `prolonged`, else unchanged). With `want_dot`, also the
-// block partials of r . z over all voxels (the final z) into part[blockIdx.x].
-extern "C" __global__ void cba_gs_last(
+extern "C" __global__ void cba_prolong_gs(
     const float* __restrict__ g0, const float* __restrict__ g1, const float* __restrict__ g2,
     const float* __restrict__ gin, const float* __restrict__ gout, const float* __restrict__ r,
     float* z, const float* __restrict__ ec, const int n0, const int n1, const int n2,
-    const int c1, const int c2, const int prolonged, double* part, const int want_dot)
+    const int c1, const int c2)
 {
-    __shared__ double sh[CBA_PCG_THREADS];
+    cba_prolong_gs_items(g0, g1, g2, gin, gout, r, z, ec, n0, n1, n2, c1, c2,
+                         (long long)blockIdx.x * blockDim.x + threadIdx.x,
+                         (long long)gridDim.x * blockDim.x);
+}
+
+// The red half-sweep (colour 0) that ends a V-cycle level: z = (r + sum_j g_ij z_j) / D on
+// colour 0 (where D = 0: z + ec if `prolonged`, else unchanged). With `want_dot`, also the
+// block partials of r . z over all voxels (the final z) into part[blockIdx.x].
+// Returns this thread's share of r . z.
+__device__ __forceinline__ double cba_gs_last_items(
+    const float* __restrict__ g0, const float* __restrict__ g1, const float* __restrict__ g2,
+    const float* __restrict__ gin, const float* __restrict__ gout, const float* r, float* z,
+    const float* ec, const int n0, const int n1, const int n2, const int c1, const int c2,
+    const int prolonged, const long long start, const long long stride)
+{
     const long long n = (long long)n0 * n1 * n2;
     double acc = 0.0;
-    for (long long p = (long long)blockIdx.x * blockDim.x + threadIdx.x; p < n;
-         p += (long long)gridDim.x * blockDim.x) {
+    for (long long p = start; p < n; p += stride) {
         const long long k = p % n2, t = p / n2, j = t % n1, i = t / n1;
         float v = z[p];
         if (((i + j + k) & 1) == 0) {
@@ -279,6 +322,20 @@ extern "C" __global__ void cba_gs_last(
         }
         acc += (double)r[p] * (double)v;
     }
+    return acc;
+}
+
+extern "C" __global__ void cba_gs_last(
+    const float* __restrict__ g0, const float* __restrict__ g1, const float* __restrict__ g2,
+    const float* __restrict__ gin, const float* __restrict__ gout, const float* __restrict__ r,
+    float* z, const float* __restrict__ ec, const int n0, const int n1, const int n2,
+    const int c1, const int c2, const int prolonged, double* part, const int want_dot)
+{
+    __shared__ double sh[CBA_PCG_THREADS];
+    const double acc = cba_gs_last_items(g0, g1, g2, gin, gout, r, z, ec, n0, n1, n2, c1, c2,
+                                         prolonged,
+                                         (long long)blockIdx.x * blockDim.x + threadIdx.x,
+                                         (long long)gridDim.x * blockDim.x);
     if (want_dot) {
         const double b = cba_block_sum(acc, sh);
         if (threadIdx.x == 0) part[blockIdx.x] = b;
@@ -286,17 +343,24 @@ extern "C" __global__ void cba_gs_last(
 }
 
 // z = inv r on the coarsest level (inv: the dense float64 inverse, n x n).
-extern "C" __global__ void cba_dense_solve(
-    const double* __restrict__ inv, const float* __restrict__ r, float* __restrict__ z,
-    const int n)
+__device__ __forceinline__ void cba_dense_solve_items(
+    const double* __restrict__ inv, const float* r, float* z, const int n,
+    const long long start, const long long stride)
 {
-    for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n;
-         i += (long long)gridDim.x * blockDim.x) {
+    for (long long i = start; i < n; i += stride) {
         double acc = 0.0;
         const double* row = inv + i * (long long)n;
         for (int j = 0; j < n; ++j) acc += row[j] * (double)r[j];
         z[i] = (float)acc;
     }
+}
+
+extern "C" __global__ void cba_dense_solve(
+    const double* __restrict__ inv, const float* __restrict__ r, float* __restrict__ z,
+    const int n)
+{
+    cba_dense_solve_items(inv, r, z, n, (long long)blockIdx.x * blockDim.x + threadIdx.x,
+                          (long long)gridDim.x * blockDim.x);
 }
 
 // p = z + beta p with rz = r . z (from the partials of cba_gs_last) and
@@ -390,5 +454,58 @@ extern "C" __global__ void cba_slice_flux(
         }
         const double b = cba_block_sum(acc, sh);
         if (threadIdx.x == 0) out[f] = b;
+    }
+}
+
+// ======================================================================================
+// The V-cycle below the finest level in one launch (cbagpu/transport/device_pcg.py): a
+// persistent kernel (at most one block per multiprocessor, all resident) that runs, for the
+// levels 1 .. L-1, the same phases as the launches of the finest level -- zeroing + red
+// half-sweep, black half-sweep, residual restriction down; the dense solve on the coarsest;
+// prolongation + black half-sweep, red half-sweep up -- with a grid-wide barrier between
+// phases. So an iteration costs the finest level's five launches, this one and the CG's
+// three, whatever the number of levels. Every level's fields lie in one buffer per field
+// (g0, g1, g2, r, z: level l at off[2 l]; gin, gout: at off[2 l + 1]); dims holds the
+// shapes (3 per level), r of level 0 here is the restricted residual of the finest level,
+// and z of level 0 is its correction. NumPy twin: device_pcg.vcycle_coarse_twin.
+#include "cba_grid_sync.h"
+
+extern "C" __global__ void cba_vcycle_coarse(
+    const float* __restrict__ g0, const float* __restrict__ g1, const float* __restrict__ g2,
+    const float* __restrict__ gin, const float* __restrict__ gout, float* r, float* z,
+    const long long* __restrict__ off, const int* __restrict__ dims, const int nlev,
+    const double* __restrict__ inv, unsigned int* bar)
+{
+    const long long start = (long long)blockIdx.x * blockDim.x + threadIdx.x;
+    const long long stride = (long long)gridDim.x * blockDim.x;
+    for (int l = 0; l < nlev - 1; ++l) {
+        const long long v = off[2 * l], a = off[2 * l + 1], vc = off[2 * l + 2];
+        const int n0 = dims[3 * l], n1 = dims[3 * l + 1], n2 = dims[3 * l + 2];
+        const int c0 = dims[3 * l + 3], c1 = dims[3 * l + 4], c2 = dims[3 * l + 5];
+        cba_gs_zero_first_items(g0 + v, g1 + v, g2 + v, gin + a, gout + a, r + v, z + v,
+                                n0, n1, n2, start, stride);
+        cba_grid_sync(bar);
+        cba_gauss_seidel_items(g0 + v, g1 + v, g2 + v, gin + a, gout + a, r + v, z + v,
+                               n0, n1, n2, 1, start, stride);
+        cba_grid_sync(bar);
+        cba_residual_restrict_items(g0 + v, g1 + v, g2 + v, gin + a, gout + a, r + v, z + v,
+                                    r + vc, n0, n1, n2, c0, c1, c2, start, stride);
+        cba_grid_sync(bar);
+    }
+    const int last = nlev - 1;
+    const long long vl = off[2 * last];
+    cba_dense_solve_items(inv, r + vl, z + vl,
+                          dims[3 * last] * dims[3 * last + 1] * dims[3 * last + 2], start,
+                          stride);
+    for (int l = nlev - 2; l >= 0; --l) {
+        cba_grid_sync(bar);
+        const long long v = off[2 * l], a = off[2 * l + 1], vc = off[2 * l + 2];
+        const int n0 = dims[3 * l], n1 = dims[3 * l + 1], n2 = dims[3 * l + 2];
+        const int c1 = dims[3 * l + 4], c2 = dims[3 * l + 5];
+        cba_prolong_gs_items(g0 + v, g1 + v, g2 + v, gin + a, gout + a, r + v, z + v, z + vc,
+                             n0, n1, n2, c1, c2, start, stride);
+        cba_grid_sync(bar);
+        cba_gs_last_items(g0 + v, g1 + v, g2 + v, gin + a, gout + a, r + v, z + v, z + vc,
+                          n0, n1, n2, c1, c2, 1, start, stride);
     }
 }

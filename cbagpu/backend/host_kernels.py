@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from cbagpu.backend.kernels import kernel_dir, kernel_files
+from cbagpu.backend.kernels import kernel_dir, kernel_files, kernel_source
 from cbagpu.backend.numpy_backend import NumPyBackend
 from cbagpu.errors import BackendUnavailableError, InvalidInputError
 
@@ -65,7 +65,7 @@ def compile_host_kernels(out_dir: str | Path | None = None) -> dict[str, ctypes.
     root.mkdir(parents=True, exist_ok=True)
     libs: dict[str, ctypes.CDLL] = {}
     for cu in kernel_files():
-        text = f'#include "{shim}"\n' + cu.read_text()
+        text = f'#include "{shim}"\n' + kernel_source(cu.name)
         digest = hashlib.sha256((text + shim.read_text()).encode()).hexdigest()[:16]
         lib = root / f"lib{cu.stem}-{digest}.so"
         if not lib.is_file():

@@ -257,6 +257,36 @@ def cba_dense_solve(be: Any) -> KernelCheck:
     return KernelCheck(be.to_host(z), dp.dense_solve_twin(inv, r), (1e-6, 1e-6))
 
 
+def cba_vcycle_coarse(be: Any) -> KernelCheck:
+    """``cba_vcycle_coarse``: the V-cycle on four packed coarse levels (odd sizes, the
+    coarsest solved by its dense inverse) against the twins level by level."""
+    from cbagpu.transport import device_pcg as dp
+    from cbagpu.transport.conductance import fine_level
+    from cbagpu.transport.operator import assemble_dense, coarsen
+
+    rng = np.random.default_rng(5)
+    shape = (23, 19, 21)
+    s = (rng.random(shape) * (rng.random(shape) > 0.3)).astype(np.float32)
+
+    def hierarchy(xp: Any, field: Any) -> list[Any]:
+        levels = [coarsen(fine_level(xp, field, 0.5))]
+        while len(levels) < 4:
+            levels.append(coarsen(levels[-1]))
+        return levels
+
+    twin = hierarchy(np, s)
+    inv = np.linalg.inv(assemble_dense(twin[-1]))
+    coarse = dp.pack_coarse_levels(be, hierarchy(be.xp, be.asarray(s)))
+    r = rng.random(twin[0].shape).astype(np.float32)
+    coarse.r[0][...] = be.asarray(r)
+    coarse.z_buf[...] = be.asarray(rng.random(coarse.z_buf.shape).astype(np.float32))
+    blocks = launch_blocks(r.size, dp.COARSE_THREADS, be.resident_blocks(dp.COARSE_THREADS))
+    be.kernel("transport.cu", "cba_vcycle_coarse")(
+        (blocks,), (dp.COARSE_THREADS,), dp.vcycle_coarse_args(coarse, be.asarray(inv)))
+    want = dp.vcycle_coarse_twin(twin, inv, r)
+    return KernelCheck(be.to_host(coarse.z[0]), want, (1e-4, 1e-6))
+
+
 def _scalars(be: Any, **values: float) -> Any:
     from cbagpu.transport import device_pcg as dp
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -34,10 +35,24 @@ def kernel_files() -> list[Path]:
     return sorted(kernel_dir().glob("*.cu"))
 
 
+#: ``#include "name.h"`` of a header beside the kernels (inlined by :func:`kernel_source`).
+_LOCAL_INCLUDE = re.compile(r'^[ \t]*#[ \t]*include[ \t]+"([A-Za-z0-9_]+\.h)"[ \t]*$', re.M)
+
+
 @cache
 def kernel_source(filename: str) -> str:
-    """Source text of ``kernels/<filename>``."""
+    """Source text of ``kernels/<filename>``, with the ``#include "x.h"`` of headers beside it
+    inlined (NVRTC and the host build compile the text, not the file: nvcc, given the path,
+    finds them itself)."""
     path = kernel_dir() / filename
     if not path.is_file():
         raise FileNotFoundError(f"CUDA kernel source {filename!r} not found in {kernel_dir()}")
-    return path.read_text()
+
+    def inline(match: re.Match[str]) -> str:
+        header = kernel_dir() / match.group(1)
+        if not header.is_file():
+            raise FileNotFoundError(f"{filename} includes {match.group(1)!r}, which is not in "
+                                    f"{kernel_dir()}")
+        return header.read_text()
+
+    return _LOCAL_INCLUDE.sub(inline, path.read_text())

@@ -137,6 +137,7 @@ REGISTRY: tuple[KernelEntry, ...] = (
           ("cba_pcg_apply_dot", "apply_dot_twin", "apply_dot_args"),
           ("cba_pcg_update", "update_twin", "update_args"),
           ("cba_slice_flux", "slice_flux_twin", "slice_flux_args"),
+          ("cba_vcycle_coarse", "vcycle_coarse_twin", "vcycle_coarse_args"),
       )),
 )
 

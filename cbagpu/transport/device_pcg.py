@@ -13,20 +13,26 @@ arranged for a GPU: no host round trip inside an iteration and few launches
   the partials of ``p . q`` in one (``cba_pcg_apply_dot``), ``alpha`` and the updates of
   ``x`` and ``r`` in one (``cba_pcg_update``); the scalars stay on the device, and the
   stall test at the round-off floor runs there too (a stalled iteration changes nothing);
+* the V-cycle below the finest level -- every coarser level's smoothing, restriction and
+  prolongation, and the dense solve on the coarsest -- is one launch of a persistent kernel
+  (``cba_vcycle_coarse``: at most one block per multiprocessor, a grid-wide barrier between
+  phases), on the coarse levels packed into one buffer per field (:class:`CoarseLevels`);
 * every ``check_every`` iterations one launch computes the cross-section fluxes
   (``cba_slice_flux``) and one read brings them to the host together with the scalars.
 
-One iteration on ``L`` levels is ``5 L - 1`` launches and no read; a check adds one launch
-and one read. Results equal the host loop's to float32 round-off (the vector updates round
-exactly as NumPy's; the dot products sum in another order): the tests compare the
-tortuosity factors of both routes.
-
-Each kernel has a NumPy twin here (``*_twin``), checked by :mod:`cbagpu.backend.registry`.
+One iteration is 9 launches whatever the number of levels (the finest level's five, the
+coarse V-cycle, the CG's three) and no read; a check adds one launch and one read. Results
+equal the host loop's to float32 round-off (the vector updates round exactly as NumPy's;
+the dot products sum in another order): the tests compare the tortuosity factors of both
+routes. Each kernel has a NumPy twin here (``*_twin``), checked by
+:mod:`cbagpu.backend.registry`.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,6 +42,8 @@ from cbagpu.backend.kernels import launch_blocks
 from cbagpu.transport.operator import Level, flux_spread, slice_fluxes
 
 THREADS = 256
+#: Threads per block of the persistent coarse V-cycle (one block per multiprocessor).
+COARSE_THREADS = 512
 #: Block partials of a reduction (the grid of the launches that produce them).
 MAX_PARTS = 1024
 S_RZ, S_RZ_OLD, S_PQ, S_RZ0, S_STALL, S_STALL_IT = range(6)
@@ -92,6 +100,71 @@ def slice_flux_args(lev: Level, x: Any, out: Any) -> tuple[Any, ...]:
     return (lev.g[0], lev.g_in, lev.g_out, x, out, *_i(*x.shape))
 
 
+@dataclass(frozen=True)
+class CoarseLevels:
+    """The levels below the finest, packed for ``cba_vcycle_coarse``: one buffer per field
+    (``g``, ``g_in``, ``g_out``, ``r``, ``z``), level ``l`` of it at ``off[2 l]`` (voxels)
+    and ``off[2 l + 1]`` (layers), its shape at ``dims[3 l : 3 l + 3]``.
+
+    ``levels`` are the coarse :class:`Level` objects whose arrays are views of the buffers,
+    and ``r[l]``, ``z[l]`` the views of level ``l``'s right-hand side and correction.
+    """
+
+    levels: list[Level]
+    g: tuple[Any, Any, Any]
+    g_in: Any
+    g_out: Any
+    r_buf: Any
+    z_buf: Any
+    r: list[Any]
+    z: list[Any]
+    off: Any
+    dims: Any
+    bar: Any
+
+
+def pack_coarse_levels(be: Backend, levels: list[Level]) -> CoarseLevels:
+    """Copy the float32 coefficients of ``levels`` (the coarse ones) into one buffer per field
+    and return the packing; the returned levels are views of it (the originals can go)."""
+    xp = be.xp
+    sizes = [int(np.prod(lev.shape)) for lev in levels]
+    planes = [int(lev.shape[1] * lev.shape[2]) for lev in levels]
+    voff = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+    poff = np.concatenate([[0], np.cumsum(planes)]).astype(np.int64)
+    g = tuple(xp.empty(int(voff[-1]), dtype=np.float32) for _ in range(3))
+    g_in = xp.empty(int(poff[-1]), dtype=np.float32)
+    g_out = xp.empty(int(poff[-1]), dtype=np.float32)
+    r_buf = xp.zeros(int(voff[-1]), dtype=np.float32)
+    z_buf = xp.zeros(int(voff[-1]), dtype=np.float32)
+
+    def view(buf: Any, offs: Any, k: int, shape: tuple[int, ...]) -> Any:
+        return buf[int(offs[k]):int(offs[k + 1])].reshape(shape)
+
+    packed, rs, zs = [], [], []
+    for k, lev in enumerate(levels):
+        gv = tuple(view(g[a], voff, k, lev.shape) for a in range(3))
+        for a in range(3):
+            gv[a][...] = lev.g[a]
+        gi = view(g_in, poff, k, lev.shape[1:])
+        go = view(g_out, poff, k, lev.shape[1:])
+        gi[...] = lev.g_in
+        go[...] = lev.g_out
+        packed.append(dataclasses.replace(lev, g=gv, g_in=gi, g_out=go))
+        rs.append(view(r_buf, voff, k, lev.shape))
+        zs.append(view(z_buf, voff, k, lev.shape))
+    off = xp.asarray(np.stack([voff[:-1], poff[:-1]], axis=1).ravel())
+    dims = xp.asarray(np.array([lev.shape for lev in levels], dtype=np.int32).ravel())
+    return CoarseLevels(packed, g, g_in, g_out, r_buf, z_buf, rs, zs, off, dims,
+                        xp.zeros(2, dtype=np.uint32))
+
+
+def vcycle_coarse_args(coarse: CoarseLevels, inv: Any) -> tuple[Any, ...]:
+    """Arguments of ``cba_vcycle_coarse`` (its right-hand side: ``coarse.r[0]``; its result:
+    ``coarse.z[0]``)."""
+    return (*coarse.g, coarse.g_in, coarse.g_out, coarse.r_buf, coarse.z_buf, coarse.off,
+            coarse.dims, np.int32(len(coarse.levels)), inv, coarse.bar)
+
+
 # ------------------------------------------------------------------------------------ twins
 def gs_zero_first_twin(lev: Level, r: np.ndarray, z: np.ndarray) -> np.ndarray:
     """``z = 0`` then the red half-sweep (the array-module level, ``kern`` None)."""
@@ -115,6 +188,20 @@ def gs_last_twin(lev: Level, r: np.ndarray, z: np.ndarray) -> tuple[np.ndarray, 
 def dense_solve_twin(inv: np.ndarray, r: np.ndarray) -> np.ndarray:
     """``inv @ r`` in float64, rounded to float32."""
     return (inv @ r.ravel().astype(np.float64)).astype(np.float32).reshape(r.shape)
+
+
+def vcycle_coarse_twin(levels: list[Level], inv: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """``z = B r`` on ``levels`` (the coarse ones, NumPy): the phases of
+    ``cba_vcycle_coarse`` by the twins of the finest level's kernels, level by level."""
+    lev = levels[0]
+    if len(levels) == 1:
+        return dense_solve_twin(inv, r)
+    z = np.empty_like(r)
+    gs_zero_first_twin(lev, r, z)
+    lev.gauss_seidel(r, z, 1)
+    zc = vcycle_coarse_twin(levels[1:], inv, lev.residual_restricted(r, z))
+    prolong_gs_twin(lev, r, z, zc)
+    return gs_last_twin(lev, r, z)[0]
 
 
 def direction_twin(z: np.ndarray, p: np.ndarray, rz: float, rz_old: float) -> np.ndarray:
@@ -147,20 +234,25 @@ def slice_flux_twin(lev: Level, x: np.ndarray) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------- loop
 class DevicePCG:
-    """The fused PCG iteration on ``levels`` (at least two; float32) of backend ``be``."""
+    """The fused PCG iteration on ``levels`` (at least two; float32) of backend ``be``.
+
+    The coarse levels of ``levels`` are replaced, in place, by views of their packing
+    (:func:`pack_coarse_levels`), so their memory is not held twice.
+    """
 
     def __init__(self, be: Backend, levels: list[Level], coarse_inv: Any) -> None:
         xp = be.xp
         self.be = be
+        self.coarse = pack_coarse_levels(be, levels[1:])
+        levels[1:] = self.coarse.levels
         self.levels = levels
         self.inv = coarse_inv
         self.fn = {name: be.kernel("transport.cu", name) for name in (
             "cba_gs_zero_first", "cba_gauss_seidel", "cba_residual_restrict", "cba_prolong_gs",
-            "cba_gs_last", "cba_dense_solve", "cba_pcg_direction", "cba_pcg_apply_dot",
+            "cba_gs_last", "cba_vcycle_coarse", "cba_pcg_direction", "cba_pcg_apply_dot",
             "cba_pcg_update", "cba_slice_flux")}
-        # per coarser level: its right-hand side (the restricted residual) and its correction
-        self.rc = [xp.empty(lev.shape, dtype=np.float32) for lev in levels[1:]]
-        self.zc = [xp.empty(lev.shape, dtype=np.float32) for lev in levels[1:]]
+        self.coarse_blocks = launch_blocks(int(np.prod(levels[1].shape)), COARSE_THREADS,
+                                           be.resident_blocks(COARSE_THREADS))
         self.part = xp.zeros(MAX_PARTS, dtype=np.float64)
         self.nparts = launch_blocks(int(np.prod(levels[0].shape)), THREADS, MAX_PARTS)
 
@@ -168,22 +260,21 @@ class DevicePCG:
                 ) -> None:
         self.fn[name]((launch_blocks(items, THREADS, cap),), (THREADS,), args)
 
-    def vcycle(self, k: int, r: Any, z: Any) -> None:
-        """``z = B r`` from level ``k``; at the finest level also the partials of ``r . z``."""
-        lev = self.levels[k]
-        n = int(r.size)
-        if k == len(self.levels) - 1:
-            self._launch("cba_dense_solve", n, dense_solve_args(self.inv, r, z))
-            return
+    def vcycle(self, r: Any, z: Any) -> None:
+        """``z = B r`` (one V-cycle) and the partials of ``r . z``: the finest level's five
+        launches around one launch of the coarse V-cycle."""
         from cbagpu.transport.cuda_kernels import gauss_seidel_args, restrict_args
 
-        rc, zc = self.rc[k], self.zc[k]
+        lev = self.levels[0]
+        n = int(r.size)
+        rc, zc = self.coarse.r[0], self.coarse.z[0]
         self._launch("cba_gs_zero_first", n, gs_zero_first_args(lev, r, z))
         self._launch("cba_gauss_seidel", n, gauss_seidel_args(lev, r, z, 1))
         self._launch("cba_residual_restrict", int(rc.size), restrict_args(lev, r, z, rc))
-        self.vcycle(k + 1, rc, zc)
+        self.fn["cba_vcycle_coarse"]((self.coarse_blocks,), (COARSE_THREADS,),
+                                     vcycle_coarse_args(self.coarse, self.inv))
         self._launch("cba_prolong_gs", n, prolong_gs_args(lev, r, z, zc))
-        self._launch("cba_gs_last", n, gs_last_args(lev, r, z, zc, True, self.part, k == 0),
+        self._launch("cba_gs_last", n, gs_last_args(lev, r, z, zc, True, self.part, True),
                      cap=MAX_PARTS)
 
     def solve(self, x: Any, r: Any, tol: float, max_iter: int,
@@ -217,7 +308,7 @@ class DevicePCG:
                     progress(it, spread)
                 if spread <= tol or it >= max_iter:
                     break
-            self.vcycle(0, r, z)
+            self.vcycle(r, z)
             self._launch("cba_pcg_direction", n,
                          direction_args(z, p, self.part, self.nparts, s, it == 0))
             self._launch("cba_pcg_apply_dot", n, apply_dot_args(fine, p, z, self.part),
