@@ -60,7 +60,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "chunk at the end) store with chunks of N voxels (or Z Y X); an interrupted run "
         "resumes when run again with the same command",
     )
-    add_cluster_options(c, "the chunks", "; needs --chunks")
+    add_cluster_options(c, "the field blocks", "; needs --chunks",
+                        default="in process on the CPU, since one field block uses every "
+                        "core; one per GPU with dask-cuda")
     g.set_defaults(func=run)
     return g
 
