@@ -202,6 +202,18 @@ def test_plan_covers_every_chunk_once_and_the_window_once():
     assert len(_plan(shape, (50, 31, 17), (0, 0, 0), 64).border) == 0
 
 
+def test_field_tasks_on_the_cpu_run_in_process_by_default():
+    """A field task uses every core: no local cluster unless workers are asked for."""
+    from cbagpu.simulate.realization import MemoryEstimate
+
+    def est(_):
+        return MemoryEstimate(1, 0)
+
+    assert volume._plan_local("numpy", None, 8, est, "x") == ("numpy", 1)
+    assert volume._plan_local("numpy", 2, 8, est, "x") == ("numpy", 2)
+    assert volume._plan_local("numpy", 4, 1, est, "x") == ("numpy", 4)  # run_tasks caps it
+
+
 @pytest.fixture
 def count_ffts(monkeypatch):
     """Count the forward block FFTs of the NumPy backend (one per field block computed)."""
