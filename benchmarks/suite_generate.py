@@ -19,6 +19,20 @@ Cases, for each window edge ``n`` (voxels of 20 nm, ``preset("paper")``, seed 1,
   GPU; issue 6: 2048^3 at 20 nm on one GPU, time and peak device memory); ``extra`` holds
   the generation's own seconds (the timed run also deletes the previous run's store).
 
+* ``chunked-n-memory`` and ``chunked-n-cC`` (issue 16, item 4): the in-memory generation
+  of the window n^3 (20 nm, origin 0) and the block-wise store of the same window with
+  chunks of C^3 (:func:`cbagpu.studies.volume.generate_zarr`, default workers: in process
+  on the CPU, one worker per GPU with dask-cuda), side by side in one run;
+  ``chunkedp2-n-cC`` uses 2 local Dask processes. Each case hashes its labels on its
+  first call (the warm-up, untimed unless ``--warmup 0``) and records the CPU seconds of
+  every call (this process and its finished children: ``extra.cpu_s``, the warm-up
+  first), a measure of cost that a loaded machine disturbs less than wall time. The
+  summary gives the ratios store / in-memory of the medians (wall and CPU) and whether the
+  labels are identical (target: wall ratio <= 1.5 for every chunk edge >= 64, 512^3 with
+  128^3 chunks in particular). Select them with ``-k chunked``; numpy: 256 (chunks 64,
+  128, 256) and 512 (chunks 128; ``chunkedp2-512-c128``: 2 processes); cupy: 512 (64, 128,
+  256) and 1024 (128, 256).
+
 Sizes: 200, 400, 800; on cupy also 1024 and the larger cubes 1280 and 1536 when their
 estimated memory fits; ``--quick``: 64 and 128 only.  ``--sizes`` overrides the list.
 Zarr cases: 256 on numpy, 2048 on cupy (``--quick``: 64 at 80 nm with chunks of 32); select them
@@ -53,6 +67,13 @@ PORESPY_SIZE = 400
 ZARR_SIZES = {"numpy": (256,), "cupy": (2048,)}
 ZARR_QUICK = (64, 32, 80.0)  # size, chunk, voxel nm (80 nm: field blocks of ~108 voxels)
 ZARR_CHUNK = 512
+#: Store vs in-memory (issue 16): window edge -> chunk edges, per backend; and the
+#: (window, chunk) cases also run on 2 local Dask processes.
+CHUNKED = {"numpy": {256: (64, 128, 256), 512: (128,)},
+           "cupy": {512: (64, 128, 256), 1024: (128, 256)}}
+CHUNKED_PROCESSES = {"numpy": ((512, 128),), "cupy": ()}
+CHUNKED_QUICK = (96, (32,), 80.0)  # window, chunks, voxel nm (crosses no block at 80 nm)
+CHUNKED_MAX_RATIO = 1.5
 
 #: Memory estimates (bytes per voxel) used to skip cases that cannot fit.
 DEVICE_BYTES_PER_VOXEL = {"generate": 16.0, "fft": 20.0}
@@ -359,10 +380,96 @@ def cases(backend: str, quick: bool, sizes: Sequence[int] | None = None) -> list
             out.append(_porespy_case(n, free_host))
     if quick:
         out.append(_zarr_case(*ZARR_QUICK[:2], backend, ZARR_QUICK[2]))
+        n, chunk_list, voxel = CHUNKED_QUICK
+        out.append(_chunked_case(n, None, backend, voxel))
+        out.extend(_chunked_case(n, c, backend, voxel) for c in chunk_list)
     elif not sizes:
         out.extend(_zarr_case(n, min(ZARR_CHUNK, n), backend, VOXEL_NM)
                    for n in ZARR_SIZES[backend])
+        for n, chunk_list in CHUNKED[backend].items():
+            out.append(_chunked_case(n, None, backend, VOXEL_NM, free_host=free_host))
+            out.extend(_chunked_case(n, c, backend, VOXEL_NM, free_host=free_host)
+                       for c in chunk_list)
+            out.extend(_chunked_case(n, c, backend, VOXEL_NM, workers=2, free_host=free_host)
+                       for m, c in CHUNKED_PROCESSES[backend] if m == n)
     return out
+
+
+def _digest(labels: np.ndarray) -> str:
+    """First 16 hex digits of the SHA-256 of the label bytes (C order)."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(labels).tobytes()).hexdigest()[:16]
+
+
+def _chunked_case(n: int, chunk: int | None, backend: str, voxel_nm: float,
+                  workers: int | None = None, free_host: int | None = None) -> Case:
+    """In-memory generation of the window n^3 (``chunk`` None) or its block-wise store."""
+    import shutil
+    import tempfile
+
+    shape = (n, n, n)
+    name = f"chunked-{n}-memory" if chunk is None else f"chunked-{n}-c{chunk}"
+    if workers is not None:
+        name = name.replace("chunked-", f"chunkedp{workers}-")
+
+    def setup() -> dict[str, Any]:
+        from cbagpu.params import preset
+
+        state: dict[str, Any] = {"params": preset(PRESET), "runs": 0, "digest": None,
+                                 "cpu": []}
+        if chunk is not None:
+            if importlib.util.find_spec("zarr") is None:
+                raise SkipCase("zarr not installed (pip install cbagpu[dask])")
+            state["root"] = tempfile.mkdtemp(prefix="cbagpu-bench-chunked-")
+        return state
+
+    def run(state: dict[str, Any]) -> dict[str, Any]:
+        import cbagpu
+        from cbagpu.io.zarr_store import zarr_module
+        from cbagpu.studies.volume import generate_zarr
+
+        state["runs"] += 1
+        out: dict[str, Any] = {}
+        t = os.times()
+        cpu0 = t.user + t.system + t.children_user + t.children_system
+        if chunk is None:
+            labels = cbagpu.generate(state["params"], shape, voxel_nm, SEED, origin=ORIGIN,
+                                     backend=backend)
+        else:
+            path = os.path.join(state["root"], f"run{state['runs']}.zarr")
+            shutil.rmtree(os.path.join(state["root"], f"run{state['runs'] - 1}.zarr"),
+                          ignore_errors=True)
+            res = generate_zarr(state["params"], shape, voxel_nm, SEED, path, chunks=chunk,
+                                origin=ORIGIN, backend=backend, workers=workers)
+            out |= {"generate_zarr_s": res.seconds, "tasks": res.tasks_total,
+                    "field_blocks": res.field_blocks}
+            labels = None
+        t = os.times()
+        state["cpu"].append(t.user + t.system + t.children_user + t.children_system - cpu0)
+        out["cpu_s"] = list(state["cpu"])
+        if chunk is not None and state["digest"] is None:
+            labels = zarr_module().open_array(store=path, mode="r")[:]
+        if state["digest"] is None:  # first call only (the warm-up)
+            state["digest"] = _digest(labels)
+        del labels
+        out["labels_sha256_16"] = state["digest"]
+        return out
+
+    need = 3 * n**3 + (4 << 30)  # labels (and a copy to hash) + a 640^3 field block
+    skip = None
+    if free_host is not None and need > free_host:
+        skip = f"needs ~{need / GIB:.1f} GiB of host memory, {free_host / GIB:.1f} GiB available"
+    return Case(
+        name=name,
+        params={"kind": "chunked", "size": n, "shape": list(shape),
+                "chunks": chunk, "voxel_nm": voxel_nm, "preset": PRESET, "seed": SEED,
+                "origin": list(ORIGIN), "backend": backend, "workers": workers},
+        setup=setup, run=run, voxels=n**3, skip=skip,
+        notes=("in memory" if chunk is None else
+               f"Zarr store, chunks {chunk}^3, "
+               f"{'in process' if workers is None else f'{workers} Dask processes'}"),
+    )
 
 
 def _zarr_case(n: int, chunk: int, backend: str, voxel_nm: float) -> Case:
@@ -455,8 +562,44 @@ def summarize(result: dict[str, Any]) -> dict[str, Any]:
             if fft.get("median_s"):
                 ratios[name] = r["median_s"] / fft["median_s"]
     summary["generate_over_fft_field"] = ratios
+    summary["chunked_vs_memory"] = _chunked_summary(records)
     anchor = records.get(f"porespy-blobs-{PORESPY_SIZE}", {})
     gen = records.get(f"generate-{PORESPY_SIZE}", {})
     if anchor.get("median_s") and gen.get("median_s"):
         summary["generate_over_porespy_400"] = gen["median_s"] / anchor["median_s"]
     return summary
+
+
+def _chunked_summary(records: dict[str, Any]) -> dict[str, Any]:
+    """Per window: the in-memory median, and per store case its median, the ratio store /
+    in-memory, whether the labels are identical and whether the ratio is <= 1.5."""
+    out: dict[str, Any] = {}
+    chunked = {k: r for k, r in records.items() if r.get("params", {}).get("kind") == "chunked"}
+    for name, mem in chunked.items():
+        if mem["params"].get("chunks") is not None:
+            continue
+        ref_t, ref_c = mem.get("median_s"), _median_cpu(mem)
+        ref_d = (mem.get("extra") or {}).get("labels_sha256_16")
+        rows = {}
+        for other, r in chunked.items():
+            if other == name or r["params"].get("size") != mem["params"].get("size"):
+                continue
+            t, c = r.get("median_s"), _median_cpu(r)
+            digest = (r.get("extra") or {}).get("labels_sha256_16")
+            ratio = t / ref_t if t and ref_t else None
+            rows[other] = {
+                "median_s": t, "ratio_to_memory": ratio,
+                "median_cpu_s": c, "cpu_ratio_to_memory": c / ref_c if c and ref_c else None,
+                "labels_identical": None if not (digest and ref_d) else digest == ref_d,
+                "ratio_met": None if ratio is None else ratio <= CHUNKED_MAX_RATIO,
+            }
+        out[name] = {"median_s": ref_t, "median_cpu_s": ref_c, "max_ratio": CHUNKED_MAX_RATIO,
+                     "stores": rows}
+    return out
+
+
+def _median_cpu(record: dict[str, Any]) -> float | None:
+    """Median CPU seconds of the timed calls (the last ``len(times_s)`` of ``cpu_s``)."""
+    cpu = (record.get("extra") or {}).get("cpu_s") or []
+    n = len(record.get("times_s") or [])
+    return float(np.median(cpu[-n:])) if n and len(cpu) >= n else None

@@ -234,3 +234,27 @@ def test_fft_field_case_runs_in_process() -> None:
     half = state["sqrt_s"].astype(np.float64) ** 2
     variance = (half.sum() + half[:, :, 1:-1].sum()) / 16**3
     assert 1.0 <= variance < 1.05
+
+
+def test_generate_chunked_summary_pairs_stores_with_the_in_memory_case():
+    """Ratios store / in-memory of the medians (wall and CPU of the timed calls) and the
+    label-hash comparison, per window size."""
+    def rec(size, chunks, median, cpu, digest):
+        return {"params": {"kind": "chunked", "size": size, "chunks": chunks},
+                "median_s": median, "times_s": [median] * 2,
+                "extra": {"cpu_s": [99.0, *cpu], "labels_sha256_16": digest}}
+
+    records = {"chunked-8-memory": rec(8, None, 2.0, [1.0, 1.0], "aa"),
+               "chunked-8-c4": rec(8, 4, 2.5, [1.0, 2.0], "aa"),
+               "chunked-8-c2": rec(8, 2, 4.0, [3.0, 3.0], "bb"),
+               "chunked-9-c4": rec(9, 4, 1.0, [1.0, 1.0], "aa"),
+               "generate-8": {"params": {"kind": "generate"}, "median_s": 1.0}}
+    out = suite_generate._chunked_summary(records)
+    assert list(out) == ["chunked-8-memory"]
+    stores = out["chunked-8-memory"]["stores"]
+    assert set(stores) == {"chunked-8-c4", "chunked-8-c2"}
+    assert stores["chunked-8-c4"]["ratio_to_memory"] == pytest.approx(1.25)
+    assert stores["chunked-8-c4"]["cpu_ratio_to_memory"] == pytest.approx(1.5)
+    assert stores["chunked-8-c4"]["labels_identical"] and stores["chunked-8-c4"]["ratio_met"]
+    assert stores["chunked-8-c2"]["labels_identical"] is False
+    assert stores["chunked-8-c2"]["ratio_met"] is False

@@ -1,9 +1,16 @@
-"""Block-wise generation into Zarr (cbagpu.studies.volume, issue 6 items 3-4).
+"""Block-wise generation into Zarr (cbagpu.studies.volume, issue 6 items 3-4, issue 16
+item 4).
 
 The reference is ``generate`` of the whole window on the same backend: by the engine's
 window consistency the chunked store must equal it byte for byte, through a local Dask
 cluster of 2 processes as well as in-process, for chunk shapes that divide the shape or not,
-and after an interrupted generation has been resumed (finished chunks kept, not recomputed).
+and after an interrupted generation has been resumed (finished tasks kept, not recomputed).
+The cost is counted, not timed: the number of block FFTs equals that of the in-memory
+generation of the window, whatever the number of chunks.
+
+Task counts below are worked out by hand from the field-block grid: at 80 nm the blocks
+have 108 voxels, so the window z in [50, 146), y in [-40, 40), x in [0, 64) meets the 4
+blocks (0|1, -1|0, 0) with borders at z = 108 and y = 0.
 """
 
 from __future__ import annotations
@@ -53,7 +60,9 @@ def odd_store(tmp_path_factory, reference) -> Path:
     """Chunks (40, 48, 64): 96 = 40+40+16, 80 = 48+32 -> 6 chunks, in-process."""
     path = tmp_path_factory.mktemp("odd") / "odd.zarr"
     r = gen(path, chunks=(40, 48, 64), workers=1)
-    assert (r.tasks_total, r.tasks_computed, r.tasks_reused) == (6, 6, 0)
+    # z chunks [50,90) [90,130)* [130,146), y chunks [-40,8)* [8,40): * crosses a border;
+    # 2 of the 6 chunks lie inside one block, 4 are assembled: 4 field + 4 chunk tasks
+    assert (r.tasks_total, r.tasks_computed, r.tasks_reused, r.field_blocks) == (8, 8, 0, 4)
     assert r.chunks == (40, 48, 64)
     return path
 
@@ -113,8 +122,10 @@ def test_dask_two_processes_equal_whole_window(tmp_path, reference):
     path = tmp_path / "dask.zarr"
     seen: list[tuple[int, int]] = []
     r = gen(path, chunks=32, workers=2, progress=lambda d, t, left: seen.append((d, t)))
-    assert (r.tasks_total, r.tasks_computed, r.tasks_reused) == (18, 18, 0)
-    assert seen[0] == (0, 18) and seen[-1] == (18, 18)
+    # 18 chunks; z [82,114) and y [-8,24) cross borders: 2*2*2 inside, 10 assembled
+    assert (r.tasks_total, r.tasks_computed, r.tasks_reused) == (14, 14, 0)
+    assert seen[0] == (0, 14) and seen[-1] == (14, 14)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
     data, meta = read_image(path)
     assert data.dtype == np.uint8 and data.shape == SHAPE
     assert data.tobytes() == reference.tobytes()
@@ -158,8 +169,87 @@ def test_metadata_matches_write_image_of_a_generated_image(odd_store, reference)
 def test_rerun_of_a_finished_store_does_nothing(odd_store):
     before = _chunk_files(odd_store)
     r = gen(odd_store, chunks=(40, 48, 64), workers=1)
-    assert (r.tasks_total, r.tasks_computed, r.tasks_reused) == (6, 0, 6)
+    assert (r.tasks_total, r.tasks_computed, r.tasks_reused) == (8, 0, 8)
     assert _chunk_files(odd_store) == before
+
+
+# ----------------------------------------------------------------------------- cost
+def test_plan_covers_every_chunk_once_and_the_window_once():
+    """Field regions tile the window; each chunk lies in one region or is a border chunk
+    whose pieces (its intersections with the regions it meets) tile it."""
+    from cbagpu.studies.volume import _intersect, _plan
+
+    shape, origin, block = (50, 31, 17), (-7, 100, 3), 12
+    plan = _plan(shape, (9, 31, 5), origin, block)
+    cover = np.zeros(shape, int)
+    for (z, y, x), (start, size) in plan.regions.items():
+        assert all(b * block <= o + s and o + s + n <= (b + 1) * block
+                   for b, o, s, n in zip((z, y, x), origin, start, size, strict=True))
+        cover[tuple(slice(s, s + n) for s, n in zip(start, size, strict=True))] += 1
+    assert (cover == 1).all()
+    chunks = np.zeros(shape, int)
+    for b, inner in plan.inner.items():
+        for _, (start, size) in inner:
+            assert _intersect((start, size), plan.regions[b]) == (start, size)
+            chunks[tuple(slice(s, s + n) for s, n in zip(start, size, strict=True))] += 1
+    for _, box, meets in plan.border:
+        assert len(meets) > 1
+        for b in meets:
+            start, size = _intersect(box, plan.regions[b])
+            assert min(size) > 0
+            chunks[tuple(slice(s, s + n) for s, n in zip(start, size, strict=True))] += 1
+    assert (chunks == 1).all()
+    assert len(_plan(shape, (50, 31, 17), (0, 0, 0), 64).border) == 0
+
+
+def test_field_tasks_on_the_cpu_run_in_process_by_default():
+    """A field task uses every core: no local cluster unless workers are asked for."""
+    from cbagpu.simulate.realization import MemoryEstimate
+
+    def est(_):
+        return MemoryEstimate(1, 0)
+
+    assert volume._plan_local("numpy", None, 8, est, "x") == ("numpy", 1)
+    assert volume._plan_local("numpy", 2, 8, est, "x") == ("numpy", 2)
+    assert volume._plan_local("numpy", 4, 1, est, "x") == ("numpy", 4)  # run_tasks caps it
+
+
+@pytest.fixture
+def count_ffts(monkeypatch):
+    """Count the forward block FFTs of the NumPy backend (one per field block computed)."""
+    from cbagpu.backend.numpy_backend import NumPyBackend
+
+    calls = [0]
+    real = NumPyBackend.rfftn
+
+    def rfftn(self, a):
+        calls[0] += 1
+        return real(self, a)
+
+    monkeypatch.setattr(NumPyBackend, "rfftn", rfftn)
+    return calls
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [16,  # 6x5x4 = 120 chunks, edge below the kernel halo (26 voxels at 80 nm)
+     (40, 48, 64),  # does not divide the shape
+     (17, 80, 9),  # nor this, thin in x
+     512],  # one chunk
+)
+def test_block_ffts_do_not_grow_with_the_chunks(tmp_path, reference, count_ffts, chunks):
+    """As many block FFTs as the in-memory generation of the window (4 blocks), whatever
+    the number of chunks; the labels are those of the in-memory generation."""
+    generate(PARAMS, SHAPE, VOXEL, SEED, origin=ORIGIN, backend="numpy")
+    assert count_ffts[0] == 4
+    count_ffts[0] = 0
+    r = gen(tmp_path / "n.zarr", chunks=chunks, workers=1)
+    assert count_ffts[0] == 4 == r.field_blocks
+    data, _ = read_image(r.path)
+    assert data.tobytes() == reference.tobytes()
+    count_ffts[0] = 0
+    again = gen(tmp_path / "n.zarr", chunks=chunks, workers=1)  # finished: nothing redone
+    assert count_ffts[0] == 0 and again.tasks_computed == 0
 
 
 # ----------------------------------------------------------------------------- refusals
@@ -196,12 +286,13 @@ def test_foreign_store_refused(tmp_path, reference):
 
 
 # ----------------------------------------------------------------------------- resuming
-def test_failed_chunk_then_rerun_recomputes_only_it(tmp_path, reference, monkeypatch):
-    """In-process: one chunk raises; the others are kept; the rerun generates one chunk."""
+def test_failed_field_block_then_rerun_recomputes_only_it(tmp_path, reference, monkeypatch):
+    """In-process: one field block raises; the others are kept; the rerun generates that
+    block alone and then assembles the chunks crossing its borders."""
     path = tmp_path / "fail.zarr"
     calls: list[tuple[int, ...]] = []
     real = volume.generate
-    broken = [(ORIGIN[0] + 48, ORIGIN[1], ORIGIN[2])]  # chunk (1, 0, 0)
+    broken = [(108, -40, 0)]  # field block (1, -1, 0)
 
     def flaky(params, shape, voxel_size, seed, origin=(0, 0, 0), **kw):
         calls.append(tuple(origin))
@@ -210,11 +301,12 @@ def test_failed_chunk_then_rerun_recomputes_only_it(tmp_path, reference, monkeyp
         return real(params, shape, voxel_size, seed, origin=origin, **kw)
 
     monkeypatch.setattr(volume, "generate", flaky)
-    with pytest.raises(RuntimeError, match=r"1 of 4 tasks failed: chunk-1\.0\.0"):
+    # chunks (48, 48, 64): z [50,98) [98,146)*, y [-40,8)* [8,40): 1 inside, 3 assembled
+    with pytest.raises(RuntimeError, match=r"1 of 4 tasks failed: field-1\.-1\.0"):
         gen(path, chunks=(48, 48, 64), workers=1)
     assert len(calls) == 4
     assert zarr.open_array(str(path), mode="r").attrs[INCOMPLETE_ATTR] is True
-    assert TaskStore(path / TASKS_DIR).keys() == ["chunk-0.0.0", "chunk-0.1.0", "chunk-1.1.0"]
+    assert TaskStore(path / TASKS_DIR).keys() == ["field-0.-1.0", "field-0.0.0", "field-1.0.0"]
     with pytest.raises(ValueError, match="incomplete block-wise generation"):
         read_image(path)
     with pytest.raises(ValueError, match="other settings: seed"):  # no mixing on resume either
@@ -224,11 +316,43 @@ def test_failed_chunk_then_rerun_recomputes_only_it(tmp_path, reference, monkeyp
     calls.clear()
     broken.clear()  # the disk is fixed
     r = gen(path, chunks=(48, 48, 64), workers=1)
-    assert calls == [(ORIGIN[0] + 48, ORIGIN[1], ORIGIN[2])]
-    assert (r.tasks_total, r.tasks_computed, r.tasks_reused) == (4, 1, 3)
+    assert calls == [(108, -40, 0)]
+    assert (r.tasks_total, r.tasks_computed, r.tasks_reused) == (7, 4, 3)
     data, meta = read_image(path)
     assert data.tobytes() == reference.tobytes()
     assert not (path / TASKS_DIR).exists()
+
+
+def test_failed_border_chunk_then_rerun_assembles_only_it(tmp_path, reference, monkeypatch):
+    """A chunk crossing a block border fails to be assembled: the rerun computes no field
+    block and assembles that chunk alone; the chunks already written are not rewritten."""
+    path = tmp_path / "fail2.zarr"
+    real = volume._assemble_chunk
+    assembled: list[list[int]] = []
+    broken = [[48, 0, 0]]  # chunk (1, 0, 0), across z = 108 and y = 0
+
+    def flaky(path, start, shape, chunks, pieces):
+        assembled.append(list(start))
+        if list(start) in broken:
+            raise OSError("disk on fire")
+        return real(path, start, shape, chunks, pieces)
+
+    monkeypatch.setattr(volume, "_assemble_chunk", flaky)
+    with pytest.raises(RuntimeError, match=r"1 of 3 tasks failed: chunk-1\.0\.0"):
+        gen(path, chunks=(48, 48, 64), workers=1)
+    files = _chunk_files(path)
+    assert sorted(files) == ["0.0.0", "0.1.0", "1.1.0"]
+    blocks = []
+    monkeypatch.setattr(volume, "generate", lambda *a, **k: blocks.append(a) or 1 / 0)
+    assembled.clear()
+    broken.clear()
+    r = gen(path, chunks=(48, 48, 64), workers=1)
+    assert blocks == [] and assembled == [[48, 0, 0]]
+    assert (r.tasks_total, r.tasks_computed, r.tasks_reused) == (7, 1, 6)
+    after = _chunk_files(path)
+    assert {k: after[k] for k in files} == files
+    data, _ = read_image(path)
+    assert data.tobytes() == reference.tobytes()
 
 
 class _Stop(Exception):
@@ -236,9 +360,12 @@ class _Stop(Exception):
 
 
 def test_interrupted_dask_generation_resumes(tmp_path, reference):
-    """2 Dask processes; the caller is interrupted after 2 of 4 chunks (as by Ctrl-C); the
-    rerun keeps those 2 chunk files untouched and generates the other 2."""
+    """2 Dask processes; the caller is interrupted after 2 of 4 field blocks (as by Ctrl-C);
+    the rerun keeps the chunk files those blocks wrote untouched and does the rest."""
     path = tmp_path / "cut.zarr"
+    # chunks (48, 40, 64): z [50,98) [98,146)*, y [-40,0) [0,40); the chunks of z [50,98)
+    # lie inside blocks (0,-1,0) and (0,0,0); the two others are assembled: 4 + 2 tasks
+    inside = {"field-0.-1.0": "0.0.0", "field-0.0.0": "0.1.0"}
 
     def stop_after_2(done, total, left):
         if done >= 2:
@@ -247,14 +374,14 @@ def test_interrupted_dask_generation_resumes(tmp_path, reference):
     with pytest.raises(_Stop):
         gen(path, chunks=(48, 40, 64), workers=2, progress=stop_after_2)
     finished = TaskStore(path / TASKS_DIR).keys()
-    assert len(finished) == 2
+    assert len(finished) == 2 and all(k.startswith("field-") for k in finished)
     with pytest.raises(ValueError, match="incomplete"):
         read_image(path)
     files = _chunk_files(path)
-    kept = {k.removeprefix("chunk-"): files[k.removeprefix("chunk-")] for k in finished}
+    kept = {inside[k]: files[inside[k]] for k in finished if k in inside}
 
     r = gen(path, chunks=(48, 40, 64), workers=2)
-    assert (r.tasks_total, r.tasks_computed, r.tasks_reused) == (4, 2, 2)
+    assert (r.tasks_total, r.tasks_computed, r.tasks_reused) == (6, 4, 2)
     after = _chunk_files(path)
     assert {k: after[k] for k in kept} == kept  # not rewritten
     data, _ = read_image(path)
@@ -274,7 +401,8 @@ def test_running_cluster_via_scheduler_address(tmp_path):
         address = cluster.scheduler_address
         r = generate_zarr(PARAMS, shape, VOXEL, SEED, tmp_path / "s.zarr", chunks=(12, 20, 16),
                           origin=origin, backend="numpy", scheduler=address)
-        assert (r.tasks_total, r.tasks_computed, r.backend) == (2, 2, "numpy")
+        # y in [-4, 16) meets 2 field blocks; both chunks cross y = 0 and are assembled
+        assert (r.tasks_total, r.tasks_computed, r.backend) == (4, 4, "numpy")
         data, _ = read_image(r.path)
         assert data.tobytes() == ref.tobytes()
         if not gpu_available():
@@ -300,8 +428,8 @@ def test_cli_generate_zarr(tmp_path, capsys):
     cap = capsys.readouterr()
     res = json.loads(cap.out)
     assert res["chunks"] == [24, 20, 16] and res["tasks"] == {"total": 1, "computed": 1,
-                                                              "reused": 0}
-    assert "chunks 1/1" in cap.err
+                                                              "reused": 0, "field_blocks": 1}
+    assert "tasks 1/1" in cap.err
     data, _ = read_image(out)
     ref = generate(PARAMS, (24, 20, 16), 80, 3, origin=(5, 0, 0), backend="numpy")
     assert data.tobytes() == ref.tobytes()

@@ -110,16 +110,19 @@ def add_plot_option(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument("--plot", metavar="PATH.png", default=None, help=f"write {what} as a PNG")
 
 
-def add_cluster_options(parser: Any, what: str = "the tasks", needs: str = "") -> None:
-    """``--scheduler ADDRESS`` and ``--workers N`` (see :func:`cbagpu.studies.tasks.run_tasks`)."""
+def add_cluster_options(parser: Any, what: str = "the tasks", needs: str = "",
+                        default: str = "one per usable core, or one per GPU with dask-cuda",
+                        ) -> None:
+    """``--scheduler ADDRESS`` and ``--workers N`` (see :func:`cbagpu.studies.tasks.run_tasks`);
+    ``default`` says what no ``--workers`` does."""
     parser.add_argument(
         "--scheduler", default=None, metavar="ADDRESS",
         help=f"address of a running dask.distributed scheduler (tcp://host:8786) to send "
         f"{what} to (the output must be on a file system the workers share){needs}")
     parser.add_argument(
         "--workers", type=int, default=None, metavar="N",
-        help="local Dask worker processes (default: one per usable core, or one per GPU "
-        f"with dask-cuda); 1: plain in-process loop, no Dask{needs}")
+        help=f"local Dask worker processes (default: {default}); 1: plain in-process loop, "
+        f"no Dask{needs}")
 
 
 # ------------------------------------------------------------------------------- inputs

@@ -60,7 +60,9 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "chunk at the end) store with chunks of N voxels (or Z Y X); an interrupted run "
         "resumes when run again with the same command",
     )
-    add_cluster_options(c, "the chunks", "; needs --chunks")
+    add_cluster_options(c, "the field blocks", "; needs --chunks",
+                        default="in process on the CPU, since one field block uses every "
+                        "core; one per GPU with dask-cuda")
     g.set_defaults(func=run)
     return g
 
@@ -172,7 +174,7 @@ def _run_chunked(args: argparse.Namespace) -> int:
     params = load_params(args)
     check_voxel_model(params, args.voxel_size)
     th = model_theory(params, args.voxel_size)
-    bar = progress_printer(not args.quiet, label="chunks")
+    bar = progress_printer(not args.quiet, label="tasks")
     levels = stage_printer(not args.quiet)
     try:
         r = generate_zarr(
@@ -198,7 +200,7 @@ def _run_chunked(args: argparse.Namespace) -> int:
             "params": params.to_dict(), "fractions": r.fractions, "theory": theory,
             "solid_fraction": {"measured": 1 - r.fractions["pore"], "theory": th.V},
             "tasks": {"total": r.tasks_total, "computed": r.tasks_computed,
-                      "reused": r.tasks_reused},
+                      "reused": r.tasks_reused, "field_blocks": r.field_blocks},
             "seconds": r.seconds, "backend": r.backend,
         })
         return 0
@@ -206,8 +208,9 @@ def _run_chunked(args: argparse.Namespace) -> int:
     print(f"wrote {r.path}  ({z}x{y}x{x} voxels at {args.voxel_size:g} nm in chunks of "
           f"{'x'.join(map(str, r.chunks))}, seed {args.seed}, origin {r.origin}, "
           f"backend {r.backend})")
-    print(f"  chunks: {r.tasks_total} ({r.tasks_computed} generated now, "
-          f"{r.tasks_reused} kept from an earlier run)")
+    print(f"  tasks: {r.tasks_total} ({r.field_blocks} field blocks, "
+          f"{r.tasks_total - r.field_blocks} chunks across their borders; "
+          f"{r.tasks_computed} run now, {r.tasks_reused} kept from an earlier run)")
     print(f"  {'phase':9s} {'measured':>9s} {'theory':>9s}")
     for k in ("pore", "cbd", "graphite"):
         print(f"  {k:9s} {r.fractions[k]:9.4f} {theory[k]:9.4f}")
