@@ -141,11 +141,17 @@ class _Reader:
 
 
 def open_label_store(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]:
-    """The Zarr label array at ``path`` (opened lazily, nothing read) and its attributes.
+    """The Zarr label array at ``path`` (level 0 of an OME-Zarr store; opened lazily,
+    nothing read) and its attributes.
 
     Raises :class:`~cbagpu.errors.InvalidInputError` for a path that is no Zarr array, a
     store still marked ``incomplete`` by a block-wise generation, or a non-integer dtype.
     """
+    arr, attrs, _ = _open_store(path)
+    return arr, attrs
+
+
+def _open_store(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any], Path]:
     import json
 
     from cbagpu.io.zarr_store import zarr_module
@@ -153,18 +159,27 @@ def open_label_store(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]
     p = Path(path)
     if not p.exists():
         raise FileNotFoundError(f"no such store: {str(p)!r}")
+    zarr = zarr_module()
     try:
-        arr = zarr_module().open_array(store=str(p), mode="r")
-    except Exception as exc:  # noqa: BLE001 - any failure means "not a Zarr array"
-        raise InvalidInputError(f"{str(p)!r} is not a Zarr array store ({exc})") from None
-    attrs = json.loads(json.dumps(dict(arr.attrs)))
+        arr = zarr.open_array(store=str(p), mode="r")
+        attrs = json.loads(json.dumps(dict(arr.attrs)))
+        apath = p
+    except Exception:  # noqa: BLE001 - maybe an OME-Zarr store: its level 0
+        try:
+            group = zarr.open_group(store=str(p), mode="r")
+            arr = zarr.open_array(store=str(p / "0"), mode="r")
+            attrs = {**json.loads(json.dumps(dict(group.attrs))),
+                     **json.loads(json.dumps(dict(arr.attrs)))}
+            apath = p / "0"
+        except Exception as exc:  # noqa: BLE001 - any failure means "not a Zarr array"
+            raise InvalidInputError(f"{str(p)!r} is not a Zarr label store ({exc})") from None
     if attrs.get("incomplete") is True:
         raise InvalidInputError(
             f"{str(p)!r} is an incomplete block-wise generation (interrupted or still "
             "running; its missing chunks would read as pore): run the same `cbagpu generate` "
             "command again to finish it")
     _check_dtype(np.dtype(arr.dtype), len(arr.shape))
-    return arr, attrs
+    return arr, attrs, apath
 
 
 def _check_dtype(dtype: np.dtype, ndim: int) -> None:
@@ -495,8 +510,8 @@ def describe_chunked(
     be = get_backend(backend)
     attrs: dict[str, Any] = {}
     if isinstance(source, (str, os.PathLike)):
-        arr, attrs = open_label_store(source)
-        reader = _Reader(path=str(Path(source).resolve()))
+        arr, attrs, apath = _open_store(source)
+        reader = _Reader(path=str(apath.resolve()))
         chunks: Any = tuple(arr.chunks)
         shape = tuple(int(n) for n in arr.shape)
         kind = "zarr store"
@@ -608,7 +623,7 @@ def describe_chunked(
     single = len(windows) == 1
     wshape = [wedges[i][1] - wedges[i][0] for i in range(3)]
     method = ("whole volume (exact, in memory)" if single else
-              f"windows of {'x'.join(map(str, wshape))} voxels ({len(windows)} windows "
+              f"windows of about {'x'.join(map(str, wshape))} voxels ({len(windows)} windows "
               "tiling the volume, each computed in memory): mean over windows, spread = "
               "standard deviation")
     out: dict[str, PhaseDescription] = {}
