@@ -196,3 +196,17 @@ def test_cli_store(tmp_path, labels, reference, capsys):
     assert main(["describe", path, "--quiet", "--workers", "1", "--backend", "numpy"]) == 0
     out = capsys.readouterr().out
     assert "chunked: 18 blocks" in out and "whole volume" in out
+
+
+@pytest.mark.slow
+def test_local_cluster_of_two_workers(tmp_path):
+    """The same numbers through a 2-process Dask LocalCluster (tasks pickled, the store
+    opened by each worker)."""
+    pytest.importorskip("distributed")
+    labels, reference = image_and_reference(SMALL)
+    path = store(tmp_path / "v.zarr", labels, (9, 10, 10))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        got = describe_chunked(path, max_lag=LAG * S, backend="numpy", workers=2)
+    assert_same(reference, got.to_dict())
+    assert got.chunking["workers"] == 2

@@ -422,6 +422,22 @@ def _run(tasks: list[Any], stage: str, *, workers: int | None, scheduler: str | 
     return run_tasks(tasks, None, scheduler=scheduler, workers=workers, progress=cb)
 
 
+def _start_cluster(tasks: list[Any], workers: int | None, scheduler: str | None,
+                   on_host: bool) -> Any:
+    """A local Dask cluster for all the passes (as :func:`cbagpu.studies.tasks.run_tasks`
+    would start one per pass), or None: ``workers=1``, a running scheduler, or tasks on
+    the GPU (run_tasks then picks dask-cuda itself)."""
+    if workers == 1 or scheduler is not None or not on_host:
+        return None
+    import logging
+
+    from distributed import LocalCluster
+
+    from cbagpu.studies.tasks import _local_cluster
+
+    return _local_cluster(tasks, workers, logging.ERROR, LocalCluster)
+
+
 def _window_edges(shape: tuple[int, ...], window: Any) -> list[list[int]]:
     """Per axis, floor(n / w) windows of nearly equal size tiling the axis (at least one)."""
     w = (window,) * 3 if np.isscalar(window) else tuple(window)
@@ -557,58 +573,66 @@ def describe_chunked(
                   dict(reader=reader, core=c, shape=shape, phases=phases, max_lag=L,
                        edt_halo=_FIRST_EDT_HALO, backend=bname))
              for i, c in enumerate(blocks)]
-    res = _run(tasks, "pass 1/4: configurations, C(h), EDT maxima", **run)
-    first = [res[key("block", i)] for i in range(len(blocks))]
-    r2: dict[str, int] = {}
-    edt_rounds = 1
-    edt_halo_used = _FIRST_EDT_HALO
-    for p in phases:
-        vals = [b[p]["r2"] for b in first]
-        halo = _FIRST_EDT_HALO
-        todo = [i for i, v in enumerate(vals) if v is None]
-        while todo:  # blocks whose EDT needs a thicker halo
-            halo *= 2
-            edt_rounds += 1
-            tasks = [Task(key("edt", i), _task_block,
-                          dict(reader=reader, core=blocks[i], shape=shape, phases=[p],
-                               max_lag=0, edt_halo=halo, backend=bname, edt_only=True))
-                     for i in todo]
-            got = _run(tasks, f"pass 1/4: EDT maxima of {p}, halo {halo}", **run)
-            for i in todo:
-                vals[i] = got[key("edt", i)][p]["r2"]
-            todo = [i for i in todo if vals[i] is None]
-            if halo >= max(shape) and todo:  # every box is the whole volume: phase fills it
+    cluster = _start_cluster(tasks, workers, scheduler, bool(be.on_host))
+    if cluster is not None:  # one local cluster for every pass
+        run = dict(workers=None, scheduler=cluster.scheduler_address, progress=progress)
+    try:
+        res = _run(tasks, "pass 1/4: configurations, C(h), EDT maxima", **run)
+        first = [res[key("block", i)] for i in range(len(blocks))]
+        r2: dict[str, int] = {}
+        edt_rounds = 1
+        edt_halo_used = _FIRST_EDT_HALO
+        for p in phases:
+            vals = [b[p]["r2"] for b in first]
+            halo = _FIRST_EDT_HALO
+            todo = [i for i, v in enumerate(vals) if v is None]
+            while todo:  # blocks whose EDT needs a thicker halo
+                halo *= 2
+                edt_rounds += 1
+                tasks = [Task(key("edt", i), _task_block,
+                              dict(reader=reader, core=blocks[i], shape=shape, phases=[p],
+                                   max_lag=0, edt_halo=halo, backend=bname, edt_only=True))
+                         for i in todo]
+                got = _run(tasks, f"pass 1/4: EDT maxima of {p}, halo {halo}", **run)
                 for i in todo:
-                    vals[i] = -1
-                todo = []
-        edt_halo_used = max(edt_halo_used, halo)
-        r2[p] = -1 if any(v == -1 for v in vals) else max(int(v) for v in vals)
+                    vals[i] = got[key("edt", i)][p]["r2"]
+                todo = [i for i in todo if vals[i] is None]
+                if halo >= max(shape) and todo:  # every box is the whole volume: phase fills it
+                    for i in todo:
+                        vals[i] = -1
+                    todo = []
+            edt_halo_used = max(edt_halo_used, halo)
+            r2[p] = -1 if any(v == -1 for v in vals) else max(int(v) for v in vals)
 
-    # ---- pass 2: ball cover per phase (halo 2 ceil(D) + 4)
-    n_total = float(np.prod(shape))
-    counts: dict[str, np.ndarray] = {}
-    cover_halo: dict[str, int] = {}
-    for p in phases:
-        n_p = sum(b[p]["n"] for b in first)
-        if n_p == 0 or n_p == n_total or r2[p] <= 0:
-            continue
-        h = 2 * math.isqrt(r2[p]) + 4
-        cover_halo[p] = h
-        _warn_halo(f"CPSD of {p}", h, blocks, shape)
-        tasks = [Task(key("cover", i), _task_cover,
-                      dict(reader=reader, core=c, shape=shape, phase=p, r2max=r2[p],
-                           backend=bname)) for i, c in enumerate(blocks)]
-        got = _run(tasks, f"pass 2/4: CPSD of {p}, halo {h}", **run)
-        counts[p] = np.sum([got[key("cover", i)]["counts"] for i in range(len(blocks))],
-                           axis=0)
+        # ---- pass 2: ball cover per phase (halo 2 ceil(D) + 4)
+        n_total = float(np.prod(shape))
+        counts: dict[str, np.ndarray] = {}
+        cover_halo: dict[str, int] = {}
+        for p in phases:
+            n_p = sum(b[p]["n"] for b in first)
+            if n_p == 0 or n_p == n_total or r2[p] <= 0:
+                continue
+            h = 2 * math.isqrt(r2[p]) + 4
+            cover_halo[p] = h
+            _warn_halo(f"CPSD of {p}", h, blocks, shape)
+            tasks = [Task(key("cover", i), _task_cover,
+                          dict(reader=reader, core=c, shape=shape, phase=p, r2max=r2[p],
+                               backend=bname)) for i, c in enumerate(blocks)]
+            got = _run(tasks, f"pass 2/4: CPSD of {p}, halo {h}", **run)
+            counts[p] = np.sum([got[key("cover", i)]["counts"] for i in range(len(blocks))],
+                               axis=0)
 
-    # ---- pass 3: windowed global descriptors
-    tasks = [Task(key("window", i), _task_window,
-                  dict(reader=reader, box=w, phases=phases, voxel_size=s, axis=ax,
-                       backend=bname, intrusion_method=intrusion_method,
-                       geodesic_method=geodesic_method)) for i, w in enumerate(windows)]
-    got = _run(tasks, "pass 3/4: intrusion and geodesic tortuosity per window", **run)
-    win = [got[key("window", i)] for i in range(len(windows))]
+        # ---- pass 3: windowed global descriptors
+        tasks = [Task(key("window", i), _task_window,
+                      dict(reader=reader, box=w, phases=phases, voxel_size=s, axis=ax,
+                           backend=bname, intrusion_method=intrusion_method,
+                           geodesic_method=geodesic_method)) for i, w in enumerate(windows)]
+        got = _run(tasks, "pass 3/4: intrusion and geodesic tortuosity per window", **run)
+        win = [got[key("window", i)] for i in range(len(windows))]
+
+    finally:
+        if cluster is not None:
+            cluster.close()
 
     # ---- assemble (pass 4: this process)
     if progress is not None:
