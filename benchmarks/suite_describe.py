@@ -13,7 +13,8 @@ Cases for each window edge ``n`` (voxels of 20 nm, ``generate(preset("paper"), (
   outlet plane, the "scikit-image route"; 200^3 only);
 * ``describe-n``: the whole ``cbagpu.measure.describe.describe`` of both phases;
 * ``describe_chunked-n`` (issue 16): ``describe_chunked`` of the same realization stored as
-  a Zarr store of 128^3 chunks, all three phases, in this process (``workers=1``; each more
+  a Zarr store of 128^3 chunks, in task blocks of min(256, n/2) voxels (at least 8 blocks),
+  all three phases, in this process (``workers=1``; each more
   worker adds one task's memory), beside ``describe_inmemory-n``: ``describe`` of the same
   voxels with the same C(h) lag (32 voxels), all three phases. Peak RSS is the point: the
   chunked one reads blocks with their halos from the store and never holds the volume.
@@ -130,8 +131,10 @@ def _run_describe_chunked(s: dict[str, Any]) -> dict[str, float]:
     from cbagpu.measure.chunked import describe_chunked
 
     d = describe_chunked(s["store"], VOXEL_NM, axis=0, backend=s["backend"],
-                         max_lag=CHUNKED_LAG * VOXEL_NM, workers=1)
+                         max_lag=CHUNKED_LAG * VOXEL_NM, workers=1, block=s["block"])
     out = _numbers(d)
+    for k, v in d.chunking["seconds"].items():
+        out[f"seconds_{k}"] = v
     out["blocks"] = d.chunking["blocks"]
     out["windows"] = d.chunking["windows"]
     out["cpsd_halo_max"] = max(d.chunking["cpsd_halo"].values(), default=0)
@@ -146,23 +149,31 @@ def _run_describe_inmemory(s: dict[str, Any]) -> dict[str, float]:
     return _numbers(d)
 
 
+def _block(n: int) -> int:
+    """Task blocks: describe_chunked's default (256) but at least 8 blocks (n // 2)."""
+    from cbagpu.measure.chunked import DEFAULT_BLOCK
+
+    return min(DEFAULT_BLOCK, max(CHUNK, n // 2))
+
+
 def chunked_cases(n: int, backend: str) -> list[Case]:
     """``describe_chunked-n`` and ``describe_inmemory-n`` (module docstring)."""
 
     def csetup(n=n):
-        return {"store": paper_store(n, VOXEL_NM, 1, CHUNK), "backend": backend}
+        return {"store": paper_store(n, VOXEL_NM, 1, CHUNK), "backend": backend,
+                "block": _block(n)}
 
     def msetup(n=n):
         from cbagpu import get_backend
 
         return {"labels": _image(n, backend), "be": get_backend(backend)}
 
-    p = {"size": n, "phases": ["solid", "pore", "graphite"], "chunk": CHUNK,
+    p = {"size": n, "phases": ["solid", "pore", "graphite"], "chunk": CHUNK, "block": _block(n),
          "max_lag_voxels": CHUNKED_LAG, "workers": 1}
     mem_gib = 20.0 * n**3 / 2**30  # ~20 bytes per voxel measured at 512^3 (2475 MiB)
     return [
         Case(name=f"describe_chunked-{n}", params=p, setup=csetup, run=_run_describe_chunked,
-             voxels=n**3, notes=f"store of {CHUNK}^3 chunks, block by block"),
+             voxels=n**3, notes=f"store of {CHUNK}^3 chunks, blocks of {_block(n)}^3"),
         Case(name=f"describe_inmemory-{n}", params=p, setup=msetup,
              run=_run_describe_inmemory, voxels=n**3, notes="whole volume in memory",
              skip=(f"needs ~{mem_gib:.0f} GiB" if n > 512 else None)),

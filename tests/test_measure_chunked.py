@@ -14,6 +14,7 @@ import pytest
 from cbagpu.cli import main
 from cbagpu.errors import InvalidInputError
 from cbagpu.io.zarr_store import create_label_store
+from cbagpu.measure import chunked
 from cbagpu.measure.chunked import describe_chunked
 from cbagpu.measure.describe import describe
 from cbagpu.measure.geodesic import geodesic_tortuosity
@@ -88,7 +89,8 @@ def image_and_reference(shape: tuple[int, ...]) -> tuple[np.ndarray, dict]:
     (SMALL, (5, 6, 7)),  # edges smaller than the largest pore, many chunks (48)
     pytest.param(SHAPE, (7, 9, 11), marks=pytest.mark.slow),  # the same, 150 chunks
 ])
-def test_store_equals_in_memory(tmp_path, shape, chunks):
+def test_store_equals_in_memory(tmp_path, monkeypatch, shape, chunks):
+    monkeypatch.setattr(chunked, "DEFAULT_BLOCK", 1)  # blocks = the store's chunks
     labels, reference = image_and_reference(shape)
     path = store(tmp_path / "v.zarr", labels, chunks)
     with warnings.catch_warnings():
@@ -184,7 +186,8 @@ def test_halo_dominates_warns(labels):
                          phases=("solid",))
 
 
-def test_cli_store(tmp_path, labels, reference, capsys):
+def test_cli_store(tmp_path, monkeypatch, labels, reference, capsys):
+    monkeypatch.setattr(chunked, "DEFAULT_BLOCK", 1)  # blocks = the store's chunks
     path = store(tmp_path / "v.zarr", labels, (20, 20, 20))
     assert main(["describe", path, "--json", "--quiet", "--workers", "1", "--max-lag",
                  str(LAG * S), "--backend", "numpy"]) == 0
@@ -199,7 +202,7 @@ def test_cli_store(tmp_path, labels, reference, capsys):
 
 
 @pytest.mark.slow
-def test_local_cluster_of_two_workers(tmp_path):
+def test_local_cluster_of_two_workers(tmp_path, monkeypatch):
     """The same numbers through a 2-process Dask LocalCluster (tasks pickled, the store
     opened by each worker)."""
     pytest.importorskip("distributed")
@@ -207,6 +210,16 @@ def test_local_cluster_of_two_workers(tmp_path):
     path = store(tmp_path / "v.zarr", labels, (9, 10, 10))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
-        got = describe_chunked(path, max_lag=LAG * S, backend="numpy", workers=2)
+        got = describe_chunked(path, max_lag=LAG * S, backend="numpy", workers=2, block=9)
     assert_same(reference, got.to_dict())
     assert got.chunking["workers"] == 2
+
+
+def test_default_blocks_group_store_chunks(tmp_path):
+    """A store's chunks are grouped into blocks of DEFAULT_BLOCK voxels (here 256 > shape:
+    one block); the numbers do not change."""
+    labels, reference = image_and_reference(SMALL)
+    path = store(tmp_path / "v.zarr", labels, (5, 6, 7))
+    got = describe_chunked(path, max_lag=LAG * S, backend="numpy").to_dict()
+    assert got["meta"]["chunking"]["blocks"] == 1
+    assert_same(reference, got)
