@@ -223,3 +223,12 @@ def test_default_blocks_group_store_chunks(tmp_path):
     got = describe_chunked(path, max_lag=LAG * S, backend="numpy").to_dict()
     assert got["meta"]["chunking"]["blocks"] == 1
     assert_same(reference, got)
+
+
+def test_cli_refuses_incomplete_store(tmp_path, labels, capsys):
+    inc = store(tmp_path / "inc.zarr", labels[:8, :8, :8], (4, 4, 4), {"incomplete": True})
+    assert main(["describe", inc, "--workers", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "incomplete" in err[0]
+    assert main(["describe", str(tmp_path / "x.npy"), "--chunked"]) == 2
+    assert "needs a .zarr store" in capsys.readouterr().err
