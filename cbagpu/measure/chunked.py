@@ -69,18 +69,13 @@ from cbagpu.measure.describe import (
     DEFAULT_PHASES,
     Description,
     PhaseDescription,
+    check_options,
 )
-from cbagpu.measure.geodesic import check_method as check_geodesic_method
 from cbagpu.measure.geodesic import geodesic_tortuosity
-from cbagpu.measure.intrusion import check_method as check_intrusion_method
 from cbagpu.measure.intrusion import constrictivity
-from cbagpu.measure.minkowski import (
-    check_connectivity,
-    configuration_histogram,
-    densities_from_histogram,
-)
-from cbagpu.measure.phases import PHASES, phase_mask
-from cbagpu.validation import check_axis, check_voxel_size
+from cbagpu.measure.minkowski import configuration_histogram, densities_from_histogram
+from cbagpu.measure.phases import phase_mask
+from cbagpu.validation import check_voxel_size
 
 __all__ = ["ChunkedDescription", "describe_chunked", "open_label_store", "DEFAULT_BLOCK",
            "DEFAULT_MAX_LAG", "DEFAULT_WINDOW"]
@@ -523,13 +518,7 @@ def describe_chunked(
         too small for the halo; give ``block=`` a larger edge).
     """
     # ---- checks, before any work
-    ax = check_axis(axis)
-    conn = check_connectivity(connectivity)
-    check_intrusion_method(intrusion_method)
-    check_geodesic_method(geodesic_method)
-    for p in phases:
-        if p not in PHASES:
-            raise InvalidInputError(f"unknown phase {p!r}; choose among {', '.join(PHASES)}")
+    ax, conn = check_options(axis, phases, connectivity, intrusion_method, geodesic_method)
     phases = list(phases)
     be = get_backend(backend)
     attrs: dict[str, Any] = {}
