@@ -24,9 +24,11 @@ What is exact and how (``s`` voxel size, blocks = the store's chunks unless ``bl
 * **CPSD and r_max** (Eq. 26): first the exact largest squared EDT of the phase, block by
   block: a block's EDT at x is exact whenever it does not exceed the distance from x to
   the cut faces of its halo box, otherwise the block is recomputed with twice the halo.
-  With D the largest EDT, every ball centre that can cover a voxel of a block lies within D
-  of it and its EDT is exact with a halo of D more: each block is read with a halo of
-  ``2 ceil(D) + 2``, its level map clipped to the global radius grid, and
+  With D_b the largest EDT of the blocks within the global largest EDT D of a block, every
+  ball centre that can cover a voxel of the block lies within D_b of it and its EDT is
+  exact with a halo of D_b more: each block is read with a halo of ``2 floor(D_b) + 4``,
+  its level map clipped at ceil(D_b) (the rim's inexact EDT then makes no ball that
+  reaches the block), and
   :func:`~cbagpu.measure.cpsd.cover_index` (the exact ball cover of the in-memory CPSD) is
   counted on the block. Equal counts, equal CPSD on every radius, equal r_max.
 * **Intrusion, r_min, constrictivity, geodesic tortuosity** (global: a path may cross the
@@ -344,14 +346,21 @@ def _task_block(reader: _Reader, core: Box, shape: tuple[int, ...], phases: list
 
 
 def _task_cover(reader: _Reader, core: Box, shape: tuple[int, ...], phase: str, r2max: int,
-                backend: str) -> dict[str, Any]:
+                r2local: int, backend: str) -> dict[str, Any]:
     """Pass 2 of one block and phase: the histogram of the exact ball-cover index over the
-    block's phase voxels (integer radius grid up to the global largest EDT)."""
+    block's phase voxels (integer radius grid up to the global largest EDT, ``r2max``).
+
+    ``r2local`` bounds the squared EDT within reach of the block (the blocks within the
+    global largest EDT D of it): every ball centre covering one of its voxels lies within
+    D_b = sqrt(r2local) of it and has EDT <= D_b, which is exact with a halo of D_b more.
+    The level map is clipped at ceil(D_b), so that the inexact EDT of the halo's rim
+    makes no ball that reaches the block.
+    """
     be = get_backend(backend)
     xp = be.xp
     grid = radius_grid(r2max)
-    fmax = len(grid) - 1  # F = ceil(EDT) <= ceil(D) = the last level with a ball
-    h = 2 * math.isqrt(r2max) + 4
+    fmax = len(radius_grid(r2local)) - 1  # ceil(D_b): F = ceil(EDT) <= it within reach
+    h = _cover_halo(r2local)
     box = _grow(core, shape, (h,) * 3, (h,) * 3)
     m = phase_mask(be.asarray(reader.read(box)), phase)
     core_sl = _inner(box, core)
@@ -370,6 +379,26 @@ def _task_cover(reader: _Reader, core: Box, shape: tuple[int, ...], phase: str, 
     del F
     counts = xp.bincount(C[core_sl][m[core_sl]], minlength=n_levels + 1)
     return {"counts": [int(v) for v in be.to_host(counts)]}
+
+
+def _cover_halo(r2: int) -> int:
+    """Halo of the ball cover for a largest squared EDT ``r2``: 2 floor(D) + 4 >= 2 D + 2
+    (module docstring)."""
+    return 2 * math.isqrt(max(int(r2), 0)) + 4
+
+
+def _local_r2(blocks: list[Box], r2: list[int], r2max: int) -> list[int]:
+    """Per block, the largest squared EDT of the blocks within the global largest EDT of it
+    (the block grown by ceil(D) on every side)."""
+    reach = math.isqrt(r2max) + 1
+    lo = np.array([[a for a, _ in b] for b in blocks])
+    hi = np.array([[e for _, e in b] for b in blocks])
+    vals = np.asarray(r2, np.int64)
+    out = []
+    for i in range(len(blocks)):
+        near = np.all((lo < hi[i] + reach) & (hi > lo[i] - reach), axis=1)
+        out.append(int(vals[near].max()))
+    return out
 
 
 def _finite_or_none(v: float) -> float | None:
@@ -565,10 +594,12 @@ def describe_chunked(
     def key(prefix: str, i: int) -> str:
         return f"{prefix}-{i}"
 
-    # ---- pass 1: histograms, phase voxels, pair counts, EDT maxima
+    # ---- pass 1: histograms, phase voxels, pair counts, EDT maxima (the EDT uses the
+    # halo read for C(h) anyway)
+    first_halo = max(_FIRST_EDT_HALO, L)
     tasks = [Task(key("block", i), _task_block,
                   dict(reader=reader, core=c, shape=shape, phases=phases, max_lag=L,
-                       edt_halo=_FIRST_EDT_HALO, backend=bname))
+                       edt_halo=first_halo, backend=bname))
              for i, c in enumerate(blocks)]
     cluster = _start_cluster(tasks, workers, scheduler, bool(be.on_host))
     if cluster is not None:  # one local cluster for every pass
@@ -579,11 +610,12 @@ def describe_chunked(
         res = _run(tasks, "pass 1/4: configurations, C(h), EDT maxima", **run)
         first = [res[key("block", i)] for i in range(len(blocks))]
         r2: dict[str, int] = {}
+        r2_blocks: dict[str, list[int]] = {}
         edt_rounds = 1
-        edt_halo_used = _FIRST_EDT_HALO
+        edt_halo_used = first_halo
         for p in phases:
             vals = [b[p]["r2"] for b in first]
-            halo = _FIRST_EDT_HALO
+            halo = first_halo
             todo = [i for i, v in enumerate(vals) if v is None]
             while todo:  # blocks whose EDT needs a thicker halo
                 halo *= 2
@@ -602,6 +634,7 @@ def describe_chunked(
                     todo = []
             edt_halo_used = max(edt_halo_used, halo)
             r2[p] = -1 if any(v == -1 for v in vals) else max(int(v) for v in vals)
+            r2_blocks[p] = [int(v) for v in vals]
 
         sec["configurations_covariance_edt"] = time.perf_counter() - t0
         t0 = time.perf_counter()
@@ -613,12 +646,14 @@ def describe_chunked(
             n_p = sum(b[p]["n"] for b in first)
             if n_p == 0 or n_p == n_total or r2[p] <= 0:
                 continue
-            h = 2 * math.isqrt(r2[p]) + 4
+            local = _local_r2(blocks, r2_blocks[p], r2[p])
+            h = max(_cover_halo(v) for v in local)
             cover_halo[p] = h
             _warn_halo(f"CPSD of {p}", h, blocks, shape)
             tasks = [Task(key("cover", i), _task_cover,
                           dict(reader=reader, core=c, shape=shape, phase=p, r2max=r2[p],
-                               backend=bname)) for i, c in enumerate(blocks)]
+                               r2local=local[i], backend=bname))
+                     for i, c in enumerate(blocks)]
             got = _run(tasks, f"pass 2/4: CPSD of {p}, halo {h}", **run)
             counts[p] = np.sum([got[key("cover", i)]["counts"] for i in range(len(blocks))],
                                axis=0)
