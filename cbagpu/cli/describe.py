@@ -38,9 +38,10 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
         "chunked (a Zarr store larger than memory, block by block; the default for a store "
         "written by 'generate --chunks')")
     c.add_argument("--chunked", action="store_true",
-                   help="describe block by block (any .zarr store or Dask-readable array)")
+                   help="describe block by block (any .zarr store)")
     c.add_argument("--block", type=int, nargs="+", default=None, metavar="N",
-                   help="block edge(s) of the tasks in voxels (default: the store's chunks)")
+                   help="block edge(s) of the tasks in voxels (default: the store's chunks "
+                   "grouped up to 256)")
     c.add_argument("--window", type=int, nargs="+", default=None, metavar="N",
                    help="window edge(s) in voxels of the windowed intrusion, constrictivity "
                    "and geodesic tortuosity (default 128; one window per axis = exact)")
