@@ -232,3 +232,23 @@ def test_cli_refuses_incomplete_store(tmp_path, labels, capsys):
     assert len(err) == 1 and "incomplete" in err[0]
     assert main(["describe", str(tmp_path / "x.npy"), "--chunked"]) == 2
     assert "needs a .zarr store" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_store_of_generate_chunks(tmp_path):
+    """A store written by the block-wise generator (its attributes give the voxel size) equals
+    the in-memory describe of the same store read whole; blocks smaller than its chunks."""
+    from cbagpu.io import read_image
+    from cbagpu.params import preset
+    from cbagpu.studies.volume import generate_zarr
+
+    path = tmp_path / "g.zarr"
+    generate_zarr(preset("paper"), (24, 24, 24), 80.0, 1, path, chunks=12, backend="numpy",
+                  workers=1)
+    lab, _ = read_image(path)
+    ref = describe(lab, 80.0, max_lag=11 * 80.0, backend="numpy").to_dict()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        got = describe_chunked(str(path), max_lag=11 * 80.0, backend="numpy", block=5)
+    assert got.voxel_size == 80.0
+    assert_same(ref, got.to_dict())
