@@ -3,7 +3,14 @@ numbers as :func:`cbagpu.measure.describe.describe` of the whole volume, compute
 chunked Zarr store (``cbagpu generate --chunks``) or any array Dask can wrap, one block
 (plus a halo) at a time, on Dask.
 
-What is exact and how (``s`` voxel size, blocks = the store's chunks unless ``block=``):
+Blocks are the store's chunks grouped up to :data:`DEFAULT_BLOCK` voxels per axis (or
+``block=``), each one task of :func:`cbagpu.studies.tasks.run_tasks` (in this process, on
+a local Dask cluster, or on a running scheduler) that reads its block plus a halo straight
+from the store and returns a few numbers. Not ``dask.array.map_overlap``: the halos (up to
+twice the largest inscribed radius) may span several chunks, and each block reduces to
+histograms, not to an array.
+
+What is exact and how:
 
 * **Volume fraction, S_V, M_V, chi_V** (paper Eqs. 6-9): additive. Each block counts the
   2x2x2 configurations of the cells whose first vertex lies in it (the block read with one
@@ -35,7 +42,7 @@ What is exact and how (``s`` voxel size, blocks = the store's chunks unless ``bl
   whole volume) are NOT propagated across blocks here: they are computed in memory on
   non-overlapping windows of ``window`` voxels per axis tiling the volume, and reported as
   the mean over the windows with their standard deviation, under ``"global_descriptors"``
-  with ``"method": "windows of NxNxN voxels ..."``. When one window covers the volume (the
+  with ``"method": "windows of about NxNxN voxels ..."``. When one window covers the volume (the
   default for volumes up to 128 per axis) they are the in-memory values and the method says
   ``"whole volume"``.
 
@@ -638,7 +645,7 @@ def describe_chunked(
 
         sec["configurations_covariance_edt"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        # ---- pass 2: ball cover per phase (halo 2 ceil(D) + 4)
+        # ---- pass 2: ball cover per phase (halo 2 floor(D_b) + 4 per block)
         n_total = float(np.prod(shape))
         counts: dict[str, np.ndarray] = {}
         cover_halo: dict[str, int] = {}
