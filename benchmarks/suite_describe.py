@@ -11,7 +11,16 @@ Cases for each window edge ``n`` (voxels of 20 nm, ``generate(preset("paper"), (
   needs ~6 GB at 200^3);
 * ``geodesic-n-PHASE`` vs ``skimage-mcp-n-PHASE`` (scikit-image ``MCP_Geometric`` from the
   outlet plane, the "scikit-image route"; 200^3 only);
-* ``describe-n``: the whole ``cbagpu.measure.describe.describe`` of both phases.
+* ``describe-n``: the whole ``cbagpu.measure.describe.describe`` of both phases;
+* ``describe_chunked-n`` (issue 16): ``describe_chunked`` of the same realization stored as
+  a Zarr store of 128^3 chunks, in task blocks of min(256, n/2) voxels (at least 8 blocks),
+  all three phases, in this process (``workers=1``; each more
+  worker adds one task's memory), beside ``describe_inmemory-n``: ``describe`` of the same
+  voxels with the same C(h) lag (32 voxels), all three phases. Peak RSS is the point: the
+  chunked one reads blocks with their halos from the store and never holds the volume.
+  ``python -m benchmarks run describe --sizes 1024 -k describe_chunked --warmup 0
+  --repeat 1`` is the issue's 1024^3 case (the store is made block-wise by
+  ``cbagpu generate --chunks`` first and cached in the temporary folder).
 
 Targets (issue 3, 2-core CPU): exact CPSD no slower than PoreSpy's local_thickness;
 intrusion and two-point coverage each >= 10x faster than PoreSpy's; geodesic tortuosity
@@ -29,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from benchmarks.harness import Case, select_sizes
-from benchmarks.images import paper_realization
+from benchmarks.images import paper_realization, paper_store
 
 SUITE_NAME = "describe"
 SIZES = (200, 400)
@@ -103,6 +112,72 @@ def _run_describe(s: dict[str, Any]) -> dict[str, float]:
 
     d = describe(s["labels"], VOXEL_NM, phases=("pore", "solid"), axis=0, backend=s["be"])
     return {f"tau_{k}": float(v.geodesic_tortuosity) for k, v in d.phases.items()}
+
+
+CHUNK = 128
+CHUNKED_LAG = 32  # voxels: describe_chunked's default, given to both cases
+
+
+def _numbers(d: Any) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for k, v in d.phases.items():
+        out[f"r_max_{k}"] = float(v.r_max)
+        out[f"S_V_{k}"] = float(v.S_V)
+        out[f"chi_V_{k}"] = float(v.chi_V)
+    return out
+
+
+def _run_describe_chunked(s: dict[str, Any]) -> dict[str, float]:
+    from cbagpu.measure.chunked import describe_chunked
+
+    d = describe_chunked(s["store"], VOXEL_NM, axis=0, backend=s["backend"],
+                         max_lag=CHUNKED_LAG * VOXEL_NM, workers=1, block=s["block"])
+    out = _numbers(d)
+    for k, v in d.chunking["seconds"].items():
+        out[f"seconds_{k}"] = v
+    out["blocks"] = d.chunking["blocks"]
+    out["windows"] = d.chunking["windows"]
+    out["cpsd_halo_max"] = max(d.chunking["cpsd_halo"].values(), default=0)
+    return out
+
+
+def _run_describe_inmemory(s: dict[str, Any]) -> dict[str, float]:
+    from cbagpu.measure.describe import describe
+
+    d = describe(s["labels"], VOXEL_NM, axis=0, backend=s["be"],
+                 max_lag=CHUNKED_LAG * VOXEL_NM)
+    return _numbers(d)
+
+
+def _block(n: int) -> int:
+    """Task blocks: describe_chunked's default (256) but at least 8 blocks (n // 2)."""
+    from cbagpu.measure.chunked import DEFAULT_BLOCK
+
+    return min(DEFAULT_BLOCK, max(CHUNK, n // 2))
+
+
+def chunked_cases(n: int, backend: str) -> list[Case]:
+    """``describe_chunked-n`` and ``describe_inmemory-n`` (module docstring)."""
+
+    def csetup(n=n):
+        return {"store": paper_store(n, VOXEL_NM, 1, CHUNK), "backend": backend,
+                "block": _block(n)}
+
+    def msetup(n=n):
+        from cbagpu import get_backend
+
+        return {"labels": _image(n, backend), "be": get_backend(backend)}
+
+    p = {"size": n, "phases": ["solid", "pore", "graphite"], "chunk": CHUNK, "block": _block(n),
+         "max_lag_voxels": CHUNKED_LAG, "workers": 1}
+    mem_gib = 19.0 * n**3 / 2**30  # 19 bytes per voxel measured at 384^3 (1017 MiB)
+    return [
+        Case(name=f"describe_chunked-{n}", params=p, setup=csetup, run=_run_describe_chunked,
+             voxels=n**3, notes=f"store of {CHUNK}^3 chunks, blocks of {_block(n)}^3"),
+        Case(name=f"describe_inmemory-{n}", params=p, setup=msetup,
+             run=_run_describe_inmemory, voxels=n**3, notes="whole volume in memory",
+             skip=(f"needs ~{mem_gib:.0f} GiB" if n > 512 else None)),
+    ]
 
 
 # -------------------------------------------------------------------------------- peers
@@ -238,6 +313,7 @@ def cases(backend: str, quick: bool, sizes: Sequence[int] | None = None) -> list
                 notes="both phases, every descriptor",
             )
         )
+        out.extend(chunked_cases(n, backend))
     return out
 
 

@@ -17,6 +17,7 @@ from cbagpu.errors import (
     InvalidInputError,
     TasksFailedError,
 )
+from cbagpu.measure.chunked import ChunkedDescription, describe_chunked
 from cbagpu.measure.describe import Description, PhaseDescription, describe
 from cbagpu.params import PRESETS, CBAParams, VoxelParams, preset
 from cbagpu.simulate import (
@@ -34,6 +35,7 @@ __all__ = [
     "BackendUnavailableError",
     "CBAParams",
     "CbagpuError",
+    "ChunkedDescription",
     "Components",
     "Description",
     "InsufficientMemoryError",
@@ -45,6 +47,7 @@ __all__ = [
     "VoxelParams",
     "__version__",
     "describe",
+    "describe_chunked",
     "gaussian_field",
     "generate",
     "generate_components",

@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from cbagpu.cli.common import (
+    add_cluster_options,
     add_plot_option,
     add_run_options,
     check_png_path,
@@ -33,6 +34,20 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="inlet face (low side) for intrusion and geodesic tortuosity")
     add_run_options(d)
     add_plot_option(d, "the CPSD/intrusion curves and the centred C(h)")
+    c = d.add_argument_group(
+        "chunked (a Zarr store larger than memory, block by block; the default for a store "
+        "written by 'generate --chunks')")
+    c.add_argument("--chunked", action="store_true",
+                   help="describe block by block (any .zarr store)")
+    c.add_argument("--block", type=int, nargs="+", default=None, metavar="N",
+                   help="block edge(s) of the tasks in voxels (default: the store's chunks "
+                   "grouped up to 256)")
+    c.add_argument("--window", type=int, nargs="+", default=None, metavar="N",
+                   help="window edge(s) in voxels of the windowed intrusion, constrictivity "
+                   "and geodesic tortuosity (default 128; one window per axis = exact)")
+    c.add_argument("--max-lag", type=float, default=None, metavar="NM",
+                   help="largest lag of C(h) in nm (default min(n/2, 32) voxels)")
+    add_cluster_options(c, "the blocks")
     d.set_defaults(func=run)
     return d
 
@@ -46,14 +61,23 @@ def run(args: argparse.Namespace) -> int:
         from cbagpu.plots import require_matplotlib
 
         require_matplotlib()
-    labels, meta = read_labels(args.image)
-    voxel_size = voxel_size_of(args, meta)
     phases = ("solid", "pore", "graphite") if args.phase == "all" else (args.phase,)
+    chunked = _chunked(args)
+    if chunked:
+        from cbagpu.measure.chunked import open_label_store
+
+        _, meta = open_label_store(args.image)
+    else:
+        labels, meta = read_labels(args.image)
+    voxel_size = voxel_size_of(args, meta)
     t = time.perf_counter()
     bar = stage_printer(not args.quiet)
     try:
-        desc = describe(labels, float(voxel_size), phases=phases, axis=args.axis,
-                        backend=args.backend, progress=bar)
+        if chunked:
+            desc = _describe_chunked(args, float(voxel_size), phases, bar)
+        else:
+            desc = describe(labels, float(voxel_size), phases=phases, axis=args.axis,
+                            backend=args.backend, progress=bar)
     finally:
         close_progress(bar)
     seconds = time.perf_counter() - t
@@ -80,5 +104,56 @@ def run(args: argparse.Namespace) -> int:
     for label, key, unit in rows:
         vals = "".join(f"{getattr(desc.phases[n], key):14.5g}" for n in names)
         print(f"  {label + (' [' + unit + ']' if unit else ''):26s}{vals}")
+    chunking = getattr(desc, "chunking", None)
+    if chunking:
+        g = next(iter(desc.global_descriptors.values()))
+        print(f"  chunked: {chunking['blocks']} blocks of {chunking['block_shape']}, halos "
+              f"C(h) {chunking['covariance_halo']}, CPSD {chunking['cpsd_halo']}; r_min, "
+              f"constrictivity, geodesic tortuosity: {g['method']}")
     print(f"  time {seconds:.1f} s" + (f"; plot written to {args.plot}" if args.plot else ""))
     return 0
+
+
+def _chunked(args: argparse.Namespace) -> bool:
+    """Block by block: asked for (``--chunked``, a cluster, blocks or windows), or a store
+    written block-wise by ``generate --chunks`` (its attributes record ``chunks``)."""
+    from pathlib import Path
+
+    from cbagpu.cli.common import UsageError
+
+    asked = [o for o, v in (("--block", args.block), ("--window", args.window),
+                            ("--max-lag", args.max_lag), ("--workers", args.workers),
+                            ("--scheduler", args.scheduler)) if v is not None]
+    if args.chunked or asked:
+        if not Path(args.image).is_dir():
+            raise UsageError(f"{' '.join(asked) or '--chunked'} needs a .zarr store, got "
+                             f"{args.image!r}")
+        return True
+    if Path(args.image).is_dir():
+        from cbagpu.io.zarr_store import read_store_attrs
+
+        attrs = read_store_attrs(args.image) or {}
+        return "chunks" in attrs and "generator" in attrs
+    return False
+
+
+def _edges(values: list[int] | None, option: str) -> Any:
+    from cbagpu.cli.common import UsageError
+
+    if values is None:
+        return None
+    if len(values) not in (1, 3):
+        raise UsageError(f"{option} takes one edge or three (z y x), got {len(values)}")
+    return values[0] if len(values) == 1 else tuple(values)
+
+
+def _describe_chunked(args: argparse.Namespace, voxel_size: float, phases: tuple[str, ...],
+                      bar: Any) -> Any:
+    from cbagpu.measure.chunked import DEFAULT_WINDOW, describe_chunked
+
+    window = _edges(args.window, "--window")
+    return describe_chunked(
+        args.image, voxel_size, phases=phases, axis=args.axis, backend=args.backend,
+        max_lag=args.max_lag, block=_edges(args.block, "--block"),
+        window=DEFAULT_WINDOW if window is None else window, workers=args.workers,
+        scheduler=args.scheduler, progress=bar)

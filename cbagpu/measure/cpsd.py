@@ -663,6 +663,13 @@ def _curve(be: Backend, C: Any, m: Any, n_unique: int, inv: np.ndarray) -> np.nd
     counts = np.zeros(n_unique + 1, np.int64)
     for sl in _zchunks(C.shape):
         counts += be.to_host(xp.bincount(C[sl][m[sl]], minlength=n_unique + 1))
+    return _curve_from_counts(counts, n_unique, inv)
+
+
+def _curve_from_counts(counts: np.ndarray, n_unique: int, inv: np.ndarray) -> np.ndarray:
+    """value[i] = fraction of the phase voxels with C >= 1 + inv[i], from the histogram
+    ``counts`` (n_unique + 1 bins) of C over the phase (also summed over the blocks of
+    :mod:`cbagpu.measure.chunked`)."""
     tail = np.cumsum(counts[::-1])[::-1].astype(np.float64)  # tail[j] = #(C >= j)
     frac = tail[1:] / tail[0] if tail[0] > 0 else np.full(n_unique, np.nan)
     return frac[inv]

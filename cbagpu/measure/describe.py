@@ -200,6 +200,21 @@ def describe_phase(
     )
 
 
+def check_options(axis: Any, phases: Sequence[str], connectivity: Any,
+                  intrusion_method: str, geodesic_method: str) -> tuple[int, int]:
+    """Check the options of :func:`describe` (and of
+    :func:`cbagpu.measure.chunked.describe_chunked`) before any work; returns the axis and
+    the connectivity as ints."""
+    ax = check_axis(axis)
+    check_intrusion_method(intrusion_method)
+    check_geodesic_method(geodesic_method)
+    conn = check_minkowski_connectivity(connectivity)
+    for p in phases:
+        if p not in PHASES:
+            raise InvalidInputError(f"unknown phase {p!r}; choose among {', '.join(PHASES)}")
+    return ax, conn
+
+
 def describe(
     labels: Any,
     voxel_size: float,
@@ -252,13 +267,7 @@ def describe(
     per its volume (recorded as ``meta.window`` in :meth:`Description.to_dict`).
     """
     voxel_size = check_voxel_size(voxel_size)
-    ax = check_axis(axis)
-    check_intrusion_method(intrusion_method)
-    check_geodesic_method(geodesic_method)
-    check_minkowski_connectivity(connectivity)
-    for p in phases:
-        if p not in PHASES:
-            raise InvalidInputError(f"unknown phase {p!r}; choose among {', '.join(PHASES)}")
+    ax, _ = check_options(axis, phases, connectivity, intrusion_method, geodesic_method)
     be = get_backend(backend)
     lab = check_labels(labels, be.xp)
     out: dict[str, PhaseDescription] = {}
