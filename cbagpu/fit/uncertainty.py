@@ -2,9 +2,12 @@
 
 k realizations of the *fitted* model, of the image's shape and voxel size
 (:func:`cbagpu.generate`, seeds ``seed``, ``seed + 1``, …), are refitted with the same
-method; the standard error of a parameter is the sample standard deviation of its k refits
-and the 95 % interval is value ± t_{0.975, k−1} · se (Student's t with k − 1 degrees of
-freedom, because se comes from only k refits).  Cost: k generations plus k fits.
+method; the standard error of a parameter is the sample standard deviation of its k refits.
+The 95 % interval is value ± t_{0.975, k−1} · se (Student's t with k − 1 degrees of freedom,
+because se comes from only k refits) for a parameter that may be ≤ 0 (μ), and
+value · exp(± t · se_log), se_log the sd of the refits' logarithms, for a positive one
+(λ_X, α1, α2, γ, η, θ, λ_Y: scale parameters, whose errors are closer to normal in log).
+Cost: k generations plus k fits.
 """
 
 from __future__ import annotations
@@ -20,7 +23,10 @@ from scipy import stats
 from cbagpu.backend import Backend, get_backend
 from cbagpu.params import CBAParams
 
-__all__ = ["ParameterUncertainty", "bootstrap"]
+__all__ = ["POSITIVE", "ParameterUncertainty", "bootstrap"]
+
+#: Parameters with log-scale intervals (positive scale parameters).
+POSITIVE = frozenset({"lambda_x", "alpha1", "alpha2", "gamma", "eta", "theta", "lambda_y"})
 
 Refit = Callable[[Any], dict[str, float]]
 
@@ -28,8 +34,8 @@ Refit = Callable[[Any], dict[str, float]]
 @dataclass(frozen=True)
 class ParameterUncertainty:
     """One parameter's bootstrap: fitted ``value``, standard error ``se`` (sd of the
-    ``k`` refits), the 95 % interval [``low``, ``high``] (value ± t·se) and the refits'
-    ``mean``."""
+    ``k`` refits), the 95 % interval [``low``, ``high``] (module docstring), the refits'
+    ``mean`` and the refitted ``values``."""
 
     name: str
     value: float
@@ -38,10 +44,11 @@ class ParameterUncertainty:
     high: float
     mean: float
     k: int
+    values: tuple[float, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"value": self.value, "se": self.se, "ci95": [self.low, self.high],
-                "bootstrap_mean": self.mean, "k": self.k}
+                "bootstrap_mean": self.mean, "k": self.k, "refits": list(self.values)}
 
 
 def bootstrap(
@@ -80,8 +87,13 @@ def bootstrap(
         v = np.asarray([r[n] for r in rows], np.float64)
         se = float(np.std(v, ddof=1))
         val = float(getattr(params, n))
-        out[n] = ParameterUncertainty(n, val, se, val - t * se, val + t * se,
-                                      float(np.mean(v)), k)
+        if n in POSITIVE and val > 0 and np.all(v > 0):
+            f = math.exp(t * float(np.std(np.log(v), ddof=1)))
+            low, high = val / f, val * f
+        else:
+            low, high = val - t * se, val + t * se
+        out[n] = ParameterUncertainty(n, val, se, low, high, float(np.mean(v)), k,
+                                      tuple(float(x) for x in v))
         if not math.isfinite(se):
             raise ValueError(f"bootstrap of {n} gave a non-finite spread")
     return out

@@ -167,11 +167,13 @@ def fit_coverage(c: np.ndarray, voxel_size: float) -> WholeFit:
 
 
 def fit_whole(labels: Any, voxel_size: float, backend: str | Backend = "auto", *,
-              max_lag: int | None = None) -> WholeFit:
+              max_lag: int | None = None, cbd_fraction: float | None = None) -> WholeFit:
     """Fit μ, η (Ξ2) and θ, λ_Y (Ξ3) from the whole label image (module docstring).
 
     ``max_lag`` (voxels): the largest lag L (default min(:data:`MAX_LAG_VOXELS`, shortest
-    edge // 4)).
+    edge // 4)).  ``cbd_fraction``: the V_D to match exactly instead of the measured V̂_D
+    (``cbagpu.fit.fit`` passes (V − V1)/(1 − V1) with the fitted V1, so that the model's
+    V equals the image's, Eq. 25).
     """
     be = get_backend(backend)
     lab = be.asarray(labels)
@@ -179,4 +181,6 @@ def fit_whole(labels: Any, voxel_size: float, backend: str | Backend = "auto", *
     if L < 4:
         raise InvalidInputError(f"the whole-image fit needs at least 4 lags, got {L}")
     c = masked_cbd_coverage(lab, voxel_size, L, be)
+    if cbd_fraction is not None:
+        c[0] = float(cbd_fraction)
     return fit_coverage(c, voxel_size)
