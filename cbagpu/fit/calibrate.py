@@ -264,7 +264,7 @@ def fit(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 r = fit(sample, s, realizations=realizations, seed=seed, backend=be,
-                        theta_grid=theta_grid, method=method)
+                        theta_grid=theta_grid, method=method, grf_roi=grf_roi)
             return r.params.to_dict()
 
         from cbagpu.params import PARAM_NAMES
