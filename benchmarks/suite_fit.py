@@ -15,9 +15,11 @@ parameters (:data:`ACCURACY_SETS`, 40 nm) and, per realization, fits μ, η, θ,
 whole-image method (:func:`cbagpu.fit.whole.fit_whole`) with a parametric-bootstrap
 uncertainty (k refits, :func:`cbagpu.fit.uncertainty.bootstrap`), and μ with the paper's ROI
 method (:func:`cbagpu.fit.grf.fit_grf` on the automatic ROI, the small-ball correction
-applied with the *true* θ, λ_Y: the ROI method at its best).  One JSON line per realization
-is appended to ``DIR/fit_accuracy-MACHINE.jsonl`` as it finishes; ``--summary`` prints the
-per-parameter mean, bias, its standard error and the coverage of the 95 % intervals.
+applied with the *true* θ, λ_Y: the ROI method at its best; ``--roi-full``: also the
+paper's ROI + CPSD stages as ``fit(method="roi")`` runs them, with the true Ξ1).  One JSON
+line per realization is appended to ``DIR/fit_accuracy-MACHINE-SIZE.jsonl`` as it finishes;
+``--summary`` prints the per-parameter mean, bias, its standard error and the coverage of
+the 95 % intervals.
 """
 
 from __future__ import annotations
@@ -120,12 +122,12 @@ def accuracy_params(name: str) -> Any:
 
 
 def accuracy_row(name: str, seed: int, n: int, s: float, k: int,
-                 roi: bool = True) -> dict[str, Any]:
+                 roi: bool = True, roi_full: bool = False) -> dict[str, Any]:
     """Fit one realization of set ``name`` (see the module docstring)."""
     import time
     import warnings
 
-    from cbagpu import generate
+    from cbagpu import generate, get_backend
     from cbagpu.fit.grf import correct_for_small_pores, fit_grf
     from cbagpu.fit.uncertainty import bootstrap
     from cbagpu.fit.whole import fit_whole
@@ -159,6 +161,20 @@ def accuracy_row(name: str, seed: int, n: int, s: float, k: int,
             g = correct_for_small_pores(g, truth.theta, truth.lambda_y)
         row["roi"] = {"mu": g.mu, "eta": g.eta}
         row["roi_s"] = time.perf_counter() - t
+    if roi_full:  # the paper's Ξ2 + Ξ3 stages as `fit(method="roi")` runs them (true Ξ1)
+        from cbagpu.fit.calibrate import _roi_stages
+        from cbagpu.fit.pores import THETA_GRID
+
+        t = time.perf_counter()
+        counts = [int(np.count_nonzero(lab == v)) for v in (0, 1, 2)]
+        image = {"solid": (counts[1] + counts[2]) / lab.size}
+        g1 = {p: getattr(truth, p) for p in ("lambda_x", "alpha1", "alpha2", "gamma")}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            q, _, _ = _roi_stages(lab, s, get_backend("numpy"), g1, counts, image, None, 0, 3,
+                                  THETA_GRID, None, [], {})
+        row["roi_full"] = {p: getattr(q, p) for p in ACCURACY_PARAMS}
+        row["roi_full_s"] = time.perf_counter() - t
     row["total_s"] = time.perf_counter() - t0
     return row
 
@@ -170,7 +186,7 @@ def accuracy_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
     for name in dict.fromkeys(r["set"] for r in rows):
         rs = [r for r in rows if r["set"] == name]
         per: dict[str, Any] = {}
-        for method in ("whole", "roi"):
+        for method in ("whole", "roi", "roi_full"):
             for p in ACCURACY_PARAMS:
                 vals = np.asarray([r[method][p] for r in rs if method in r and p in r[method]])
                 if not vals.size:
@@ -208,6 +224,8 @@ def _accuracy_main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--sets", default=",".join(ACCURACY_SETS))
     ap.add_argument("--roi-sets", default="paper",
                     help="sets on which the ROI method is also run ('' for none)")
+    ap.add_argument("--roi-full", action="store_true",
+                    help="also the paper's ROI + CPSD stages (theta, lambda_y fitted): slow")
     ap.add_argument("--out", default=str(Path(__file__).parent / "results"))
     ap.add_argument("--summary", action="store_true", help="only summarise the JSONL file")
     a = ap.parse_args(argv)
@@ -218,7 +236,8 @@ def _accuracy_main(argv: Sequence[str] | None = None) -> int:
         for seed in range(a.first_seed, a.first_seed + a.seeds):
             for name in a.sets.split(","):
                 row = accuracy_row(name, seed, a.size, a.voxel_size, a.k,
-                                   roi=name in a.roi_sets.split(","))
+                                   roi=name in a.roi_sets.split(","),
+                                   roi_full=a.roi_full and name in a.roi_sets.split(","))
                 row["machine"] = mach
                 with open(path, "a") as f:
                     f.write(json.dumps(row) + "\n")
