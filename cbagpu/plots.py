@@ -121,14 +121,21 @@ def plot_fit_report(report: FitReport, path: str | os.PathLike[str]) -> Path:
     fig, axes = new_figure(3, 1, 15.0, 4.5)
     ax = axes[0]
     g = report.grf
-    ax[0].plot(g.h, g.rho_hat, "o", ms=3, label="non-parametric (Eq. 21 inverted)")
-    ax[0].plot(g.h, g.rho_fit, "-", label=f"Eq. 2, eta = {g.eta:.4g} nm$^{{-1}}$")
+    if g is not None:
+        ax[0].plot(g.h, g.rho_hat, "o", ms=3, label="non-parametric (Eq. 21 inverted)")
+        ax[0].plot(g.h, g.rho_fit, "-", label=f"Eq. 2, eta = {g.eta:.4g} nm$^{{-1}}$")
+        ax[0].set_ylabel("rho(h)")
+        ax[0].set_title("Figure 4: covariance of Z")
+    elif report.whole is not None:  # method "whole": C of the CBD phase, image vs fit
+        w = report.whole
+        ax[0].plot(w.h, w.C, "o", ms=3, label="image (non-graphite voxels)")
+        ax[0].plot(w.h, w.C_fit, "-", label="C2(h) q2(h), fitted")
+        ax[0].set_ylabel("C_D(h)")
+        ax[0].set_title("two-point coverage of Xi2 minus Xi3")
     ax[0].set_xlabel("h [nm]")
-    ax[0].set_ylabel("rho(h)")
-    ax[0].set_title("Figure 4: covariance of Z")
     ax[0].legend()
     p = report.pores
-    if len(p.thetas):
+    if p is not None and len(p.thetas):
         order = np.argsort(p.thetas)
         cmap = colormaps["viridis"]
         for j, i in enumerate(order):

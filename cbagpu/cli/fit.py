@@ -39,7 +39,17 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
                    help="model realizations per theta (default 3)")
     p.add_argument("--seed", type=int, default=0, help="seed of the realizations (default 0)")
     p.add_argument("--grf-roi", default=None, metavar="z0:z1,y0:y1,x0:x1",
-                   help="region for the Gaussian-field fit (default: automatic)")
+                   help="region for the Gaussian-field fit of --method roi (default: "
+                   "automatic)")
+    p.add_argument("--method", default=None, metavar="{whole,roi}",
+                   help="how Xi2 and Xi3 are fitted: 'whole' (default; mu, eta, theta, "
+                   "lambda_y jointly from the whole image's CBD coverage, unbiased) or 'roi' "
+                   "(the paper's region-of-interest and CPSD method; its mu is biased low, see "
+                   "the README; the default when --grf-roi is given)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="K",
+                   help="standard errors and 95%% intervals of every parameter from K >= 2 "
+                   "refits of realizations of the fitted model (costs K generations and K "
+                   "fits; default 0: none)")
     add_run_options(p, json_help='print {"params": {...}, "report": {...}} on stdout')
     p.set_defaults(func=run)
     return p
@@ -63,9 +73,15 @@ def run(args: argparse.Namespace) -> int:
     """Run ``cbagpu fit``; bad input raises (exit status 2, one line)."""
     import numpy as np
 
-    from cbagpu.fit.calibrate import FitWarning, fit
+    from cbagpu.fit.calibrate import METHODS, FitWarning, fit
     from cbagpu.io import read_image
 
+    if args.method is not None and args.method not in METHODS:
+        raise UsageError(f"--method must be one of {', '.join(METHODS)}, got {args.method!r}")
+    if args.bootstrap < 0 or args.bootstrap == 1:
+        raise UsageError(f"--bootstrap must be 0 or >= 2, got {args.bootstrap}")
+    if args.grf_roi is not None and args.method not in (None, "roi"):
+        raise UsageError("--grf-roi (the Gaussian-field ROI) applies to --method roi only")
     if args.realizations < 1:
         raise UsageError(f"--realizations must be >= 1, got {args.realizations}")
     if not 0 <= args.seed < 2**63:
@@ -94,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
         try:
             res = fit(labels, float(voxel_size), realizations=args.realizations,
                       seed=args.seed, grf_roi=args.grf_roi, backend=args.backend,
-                      progress=bar)
+                      progress=bar, method=args.method, bootstrap=args.bootstrap)
         finally:
             close_progress(bar)
     for w in caught:

@@ -1,7 +1,11 @@
 """``fit``: calibrate the eight model parameters to a segmented image (paper Section 3.2).
 
-Stages: Ξ1 (:mod:`cbagpu.fit.graphite`, Section 3.2.1), Ξ2 (:mod:`cbagpu.fit.grf`, 3.2.2),
-Ξ3 (:mod:`cbagpu.fit.pores`, 3.2.3).  The backend is chosen once here and passed down.
+Stages: Ξ1 (:mod:`cbagpu.fit.graphite`, Section 3.2.1), then Ξ2 and Ξ3 by one of two
+methods: ``"whole"`` (default; μ, η, θ, λ_Y jointly from the whole image's CBD coverage,
+:mod:`cbagpu.fit.whole`) or ``"roi"`` (the paper's: Ξ2 on a region without large pores,
+:mod:`cbagpu.fit.grf`, 3.2.2, then Ξ3 by the CPSD, :mod:`cbagpu.fit.pores`, 3.2.3).  The ROI
+method's μ is biased low (README "Calibration accuracy").  Optional parametric bootstrap
+(:mod:`cbagpu.fit.uncertainty`).  The backend is chosen once here and passed down.
 """
 
 from __future__ import annotations
@@ -26,7 +30,10 @@ from .grf import Box, GRFFit, correct_for_small_pores, fit_grf
 from .pores import THETA_GRID, fit_pores
 from .report import FitReport
 
-__all__ = ["MIN_EDGE", "NO_GRAPHITE_LAMBDA_X", "FitResult", "FitWarning", "fit"]
+__all__ = ["METHODS", "MIN_EDGE", "NO_GRAPHITE_LAMBDA_X", "FitResult", "FitWarning", "fit"]
+
+#: Methods of the Ξ2/Ξ3 stage (the first is the default).
+METHODS: tuple[str, ...] = ("whole", "roi")
 
 #: Smallest image edge (voxels) accepted by :func:`fit`.
 MIN_EDGE = 48
@@ -110,6 +117,8 @@ def fit(
     backend: str | Backend = "auto",
     progress: Progress | None = None,
     theta_grid: tuple[float, ...] = THETA_GRID,
+    method: str | None = None,
+    bootstrap: int = 0,
 ) -> FitResult:
     """Calibrate (λ_X, α1, α2, γ, μ, η, θ, λ_Y) to a label image (paper Section 3.2).
 
@@ -125,13 +134,26 @@ def fit(
     seed : int
         Seeds seed, seed + 1, … of those realizations (common to every θ).
     grf_roi : "z0:z1,y0:y1,x0:x1", Box or list of Box, optional
-        ROI of the Ξ2 stage; default: chosen automatically (:mod:`cbagpu.fit.grf`).
+        ROI of the Ξ2 stage of ``method="roi"``; default: chosen automatically
+        (:mod:`cbagpu.fit.grf`).
     backend : "auto", "numpy", "cupy" or Backend
     progress : callable, optional
         ``progress(stage, done, total)``; stages "graphite", "grf", "base realizations",
         "theta".
     theta_grid : tuple of float
-        θ values [nm⁻¹] tried first (default: the paper's grid, NOTES §8).
+        θ values [nm⁻¹] tried first by ``method="roi"`` (default: the paper's grid, NOTES §8).
+    method : {"whole", "roi"}, optional
+        How Ξ2 and Ξ3 are fitted (default: ``"roi"`` when ``grf_roi`` is given, else
+        ``"whole"``): ``"whole"`` μ, η, θ, λ_Y jointly from the CBD
+        phase's fraction and two-point coverage over the whole image
+        (:func:`cbagpu.fit.whole.fit_whole`); ``"roi"`` the paper's Section 3.2.2–3.2.3
+        (μ, η on a region without large pores, θ by the CPSD), whose μ is biased low on
+        realizations of known parameters (README "Calibration accuracy").
+    bootstrap : int
+        k ≥ 2: parametric-bootstrap uncertainty of every parameter from k realizations of the
+        fitted model, of the image's shape, refitted by the same method
+        (:func:`cbagpu.fit.uncertainty.bootstrap`, seeds seed + 1000 …): in
+        ``report.uncertainty``.  Costs k generations and k fits; 0 (default): none.
 
     Returns
     -------
@@ -142,7 +164,8 @@ def fit(
     ------
     ValueError
         Labels outside {0, 1, 2}, not 3-D, smaller than :data:`MIN_EDGE` per edge, missing or
-        invalid voxel size, no usable Ξ2 ROI, or no CBD at all.
+        invalid voxel size, no usable Ξ2 ROI, no CBD at all, an unknown ``method``, a
+        ``grf_roi`` with ``method="whole"`` or ``bootstrap`` not 0 or an integer ≥ 2.
 
     Warns
     -----
@@ -154,6 +177,16 @@ def fit(
     s = check_voxel_size(voxel_size)
     if isinstance(realizations, bool) or int(realizations) != realizations or realizations < 1:
         raise InvalidInputError(f"realizations must be an integer >= 1, got {realizations!r}")
+    if method is None:
+        method = "whole" if grf_roi is None else "roi"
+    if method not in METHODS:
+        raise InvalidInputError(f"unknown fit method {method!r}; choose one of: "
+                                + ", ".join(METHODS))
+    if (isinstance(bootstrap, bool) or int(bootstrap) != bootstrap or bootstrap < 0
+            or bootstrap == 1):
+        raise InvalidInputError(f"bootstrap must be 0 or an integer >= 2, got {bootstrap!r}")
+    if grf_roi is not None and method != "roi":
+        raise InvalidInputError("grf_roi (--grf-roi) applies to method 'roi' only")
     be = get_backend(backend)
     lab = _check_labels(labels, be)
     n = lab.size
@@ -200,6 +233,59 @@ def fit(
     if progress is not None:
         progress("graphite", 1, 1)
 
+    if method == "whole":
+        t = time.perf_counter()
+        from .whole import fit_whole
+
+        p1 = CBAParams(**g_params, mu=0.0, eta=1.0, theta=1.0, lambda_y=0.0,
+                       calibrated_voxel_size=s)
+        v1 = graphite_densities(p1, s).V1 if counts[2] else 0.0
+        if not image["solid"] > v1:
+            raise InvalidInputError(
+                f"V = {image['solid']:.4f} is not above V1 = {v1:.4f}: no room for CBD (Eq. 25)")
+        whole = fit_whole(lab, s, be, cbd_fraction=(image["solid"] - v1) / (1.0 - v1))
+        notes.extend(whole.notes)
+        params = p1.replace(mu=whole.mu, eta=whole.eta, theta=whole.theta,
+                            lambda_y=whole.lambda_y)
+        seconds["whole"] = time.perf_counter() - t
+        if progress is not None:
+            progress("whole", 1, 1)
+        grf, pores = None, None
+    else:
+        whole = None
+        params, grf, pores = _roi_stages(lab, s, be, g_params, counts, image, grf_roi, seed,
+                                         realizations, theta_grid, progress, notes, seconds)
+    uncertainty = None
+    if bootstrap:
+        t = time.perf_counter()
+        from .uncertainty import bootstrap as run_bootstrap
+
+        def refit(sample: Any) -> dict[str, float]:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                r = fit(sample, s, realizations=realizations, seed=seed, backend=be,
+                        theta_grid=theta_grid, method=method, grf_roi=grf_roi)
+            return r.params.to_dict()
+
+        from cbagpu.params import PARAM_NAMES
+
+        uncertainty = run_bootstrap(params, tuple(image["shape"]), s, refit, k=int(bootstrap),
+                                    seed=(seed + 1000) % 2**62, backend=be, names=PARAM_NAMES,
+                                    progress=progress)
+        seconds["bootstrap"] = time.perf_counter() - t
+    seconds["total"] = time.perf_counter() - t_start
+    for msg in notes:
+        warnings.warn(msg, FitWarning, stacklevel=2)
+    report = FitReport(params, gfit, grf, pores, seconds, image, be.name, tuple(notes),
+                       method=method, whole=whole, uncertainty=uncertainty)
+    return FitResult(params, report)
+
+
+def _roi_stages(lab: Any, s: float, be: Backend, g_params: dict[str, float], counts: list[int],
+                image: dict[str, Any], grf_roi: Any, seed: int, realizations: int,
+                theta_grid: tuple[float, ...], progress: Progress | None, notes: list[str],
+                seconds: dict[str, float]) -> tuple[CBAParams, Any, Any]:
+    """The paper's Ξ2 (ROI, Section 3.2.2) and Ξ3 (CPSD, 3.2.3) stages."""
     # ---------------------------------------------------------------- Ξ2
     t = time.perf_counter()
     grf = fit_grf(lab, s, be, roi=grf_roi, seed=seed)
@@ -221,8 +307,4 @@ def fit(
         grf = correct_for_small_pores(grf, pores.theta, pores.lambda_y)
     seconds["pores"] = time.perf_counter() - t
     params = p12.replace(mu=grf.mu, eta=grf.eta, theta=pores.theta, lambda_y=pores.lambda_y)
-    seconds["total"] = time.perf_counter() - t_start
-    for msg in notes:
-        warnings.warn(msg, FitWarning, stacklevel=2)
-    report = FitReport(params, gfit, grf, pores, seconds, image, be.name, tuple(notes))
-    return FitResult(params, report)
+    return params, grf, pores

@@ -13,6 +13,8 @@ from cbagpu.params import PARAM_NAMES, CBAParams
 from .graphite import GraphiteFit
 from .grf import GRFFit
 from .pores import PoreFit
+from .uncertainty import ParameterUncertainty
+from .whole import WholeFit
 
 __all__ = ["PARAM_UNITS", "FitReport"]
 
@@ -33,29 +35,39 @@ PARAM_UNITS: dict[str, str] = {
 class FitReport:
     """Everything the calibration measured and chose (see :func:`cbagpu.fit.fit`).
 
-    ``graphite`` is None when the image has no graphite; ``seconds`` maps each stage
-    (``graphite``, ``grf``, ``pores``, ``total``) to wall seconds; ``notes`` are the warnings
-    issued during the fit; ``image`` holds shape, voxel size and phase fractions.
+    ``graphite`` is None when the image has no graphite; ``method`` is "whole" (then
+    ``whole`` holds the Ξ2/Ξ3 fit and ``grf``, ``pores`` are None) or "roi" (``grf`` and
+    ``pores``; ``whole`` None); ``seconds`` maps each stage (``graphite``, ``whole`` or
+    ``grf`` and ``pores``, ``bootstrap``, ``total``) to wall seconds; ``notes`` are the
+    warnings issued during the fit; ``image`` holds shape, voxel size and phase fractions;
+    ``uncertainty`` the parametric bootstrap per parameter (None unless asked for).
     """
 
     params: CBAParams
     graphite: GraphiteFit | None
-    grf: GRFFit
-    pores: PoreFit
+    grf: GRFFit | None
+    pores: PoreFit | None
     seconds: dict[str, float]
     image: dict[str, Any]
     backend: str
     notes: tuple[str, ...] = field(default=())
+    method: str = "roi"
+    whole: WholeFit | None = None
+    uncertainty: dict[str, ParameterUncertainty] | None = None
 
     def table2(self) -> list[dict[str, Any]]:
         """Fitted parameters with the units of Table 2 (and the component they belong to)."""
         comp = {"lambda_x": "Xi1", "alpha1": "Xi1", "alpha2": "Xi1", "gamma": "Xi1",
                 "mu": "Xi2", "eta": "Xi2", "theta": "Xi3", "lambda_y": "Xi3"}
-        return [
-            {"name": n, "component": comp[n], "value": getattr(self.params, n),
-             "unit": PARAM_UNITS[n]}
-            for n in PARAM_NAMES
-        ]
+        rows = []
+        for n in PARAM_NAMES:
+            row: dict[str, Any] = {"name": n, "component": comp[n],
+                                   "value": getattr(self.params, n), "unit": PARAM_UNITS[n]}
+            if self.uncertainty is not None and n in self.uncertainty:
+                u = self.uncertainty[n]
+                row.update(se=u.se, ci95=[u.low, u.high])
+            rows.append(row)
+        return rows
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN → None)."""
@@ -65,8 +77,12 @@ class FitReport:
             "table2": self.table2(),
             "table1": None if self.graphite is None else self.graphite.residuals(),
             "graphite": None if self.graphite is None else self.graphite.to_dict(),
-            "grf": self.grf.to_dict(),
-            "pores": self.pores.to_dict(),
+            "method": self.method,
+            "grf": None if self.grf is None else self.grf.to_dict(),
+            "pores": None if self.pores is None else self.pores.to_dict(),
+            "whole": None if self.whole is None else self.whole.to_dict(),
+            "uncertainty": None if self.uncertainty is None else
+            {k: u.to_dict() for k, u in self.uncertainty.items()},
             "seconds": dict(self.seconds),
             "notes": list(self.notes),
         })
@@ -90,12 +106,19 @@ class FitReport:
         else:
             lines.append("graphite: none in the image (Xi1 not fitted)")
         g = self.grf
-        lines.append(
-            f"Xi2 ROI ({g.roi_source}): {', '.join(map(str, g.boxes))} "
-            f"({g.roi_voxels} voxels); V2 = {g.V2:.4f}, mu = {g.mu:.4f}, "
-            f"eta = {g.eta:.5g} nm^-1 (LS over {g.n_fit_lags} lags, rmse {g.rmse:.3g})"
-        )
-        if math.isfinite(g.large_pore_radius):
+        w = self.whole
+        if w is not None:
+            lines.append(
+                f"Xi2, Xi3 from the whole image (method 'whole'): CBD fraction of the "
+                f"non-graphite voxels {w.V_D:.4f} = V2 (1 - V3) = {w.V2:.4f} x "
+                f"(1 - {w.V3:.4f}); LS over {len(w.h) - 1} lags, rmse {w.rmse:.3g}")
+        if g is not None:
+            lines.append(
+                f"Xi2 ROI ({g.roi_source}): {', '.join(map(str, g.boxes))} "
+                f"({g.roi_voxels} voxels); V2 = {g.V2:.4f}, mu = {g.mu:.4f}, "
+                f"eta = {g.eta:.5g} nm^-1 (LS over {g.n_fit_lags} lags, rmse {g.rmse:.3g})"
+            )
+        if g is not None and math.isfinite(g.large_pore_radius):
             lines.append(f"  large pores: pore voxels in balls of radius >= "
                          f"{g.large_pore_radius:g} nm "
                          f"(forbidden {100 * g.forbidden_fraction:.1f} %)")
@@ -103,13 +126,20 @@ class FitReport:
                 lines.append(f"  V2 corrected by x{g.small_pore_correction:.4f} for the "
                              "large-pore balls smaller than that left in the ROI")
         p = self.pores
-        if len(p.thetas):
+        if p is not None and len(p.thetas):
             tried = ", ".join(f"{t:.5g}: {d:.3g}" for t, d in zip(p.thetas, p.distances,
                                                                     strict=True))
             lines.append(f"Xi3: V3 = {p.V3:.4f}; L1 CPSD distance (nm) per theta: {tried}")
-        lines.append("Table 2 (fitted parameters)")
+        u = self.uncertainty
+        lines.append("Table 2 (fitted parameters)" + (
+            "" if u is None else f"; se and 95 % interval from {next(iter(u.values())).k} "
+            "bootstrap refits"))
         for row in self.table2():
-            lines.append(f"  {row['name']:9s} {row['value']:12.5g} {row['unit']}")
+            extra = ""
+            if "se" in row:
+                extra = (f"  se {row['se']:.3g}  [{row['ci95'][0]:.5g}, "
+                         f"{row['ci95'][1]:.5g}]")
+            lines.append(f"  {row['name']:9s} {row['value']:12.5g} {row['unit']:6s}{extra}")
         sec = ", ".join(f"{k} {v:.1f} s" for k, v in self.seconds.items())
         lines.append(f"time: {sec}")
         for n in self.notes:

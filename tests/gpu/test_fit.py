@@ -39,8 +39,8 @@ def test_fit_backends_agree(labels):
     cp = get_backend("cupy")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        a = fit(labels, S, realizations=2, seed=1, backend="numpy")
-        b = fit(cp.asarray(labels), S, realizations=2, seed=1, backend=cp)
+        a = fit(labels, S, realizations=2, seed=1, backend="numpy", method="roi")
+        b = fit(cp.asarray(labels), S, realizations=2, seed=1, backend=cp, method="roi")
     assert b.report.backend == "cupy"
     for k in ("lambda_x", "alpha1", "alpha2", "gamma"):
         assert getattr(b.params, k) == pytest.approx(getattr(a.params, k), rel=1e-9)
@@ -53,3 +53,16 @@ def test_fit_backends_agree(labels):
     np.testing.assert_allclose(pa.thetas[:n], pb.thetas[:n])
     np.testing.assert_allclose(pa.distances[:n], pb.distances[:n], rtol=2e-2)
     assert b.params.theta == pytest.approx(a.params.theta, rel=0.05)
+
+
+def test_whole_fit_backends_agree(labels):
+    # method "whole": the masked coverage (FFT in double) is the only backend-dependent step
+    from cbagpu.fit.whole import fit_whole, masked_cbd_coverage
+
+    cp = get_backend("cupy")
+    ca = masked_cbd_coverage(labels, S, 24, "numpy")
+    cb = masked_cbd_coverage(cp.asarray(labels), S, 24, cp)
+    np.testing.assert_allclose(cb, ca, rtol=1e-9, atol=1e-12)
+    a, b = fit_whole(labels, S, "numpy"), fit_whole(cp.asarray(labels), S, cp)
+    for k in ("mu", "eta", "theta", "lambda_y"):
+        assert getattr(b, k) == pytest.approx(getattr(a, k), rel=1e-6)
