@@ -10,7 +10,8 @@ follows from the components':
 * Ξ3 (large pores, Boolean model of balls with radii ~ Exp(θ)):
   ``Q3(h) = exp(−λ_Y (2 V̄3 − γ̄3(h)))``, V̄3 = 8π/θ³, γ̄3 in closed form;
 * Ξ2 (excursion set of the Gaussian field with the Cauchy covariance of Eq. 2): C2(h) by
-  the bivariate normal (Eq. 21 with the factor 1/(2π), :func:`cbagpu.theory.two_point_coverage_grf`).
+  the bivariate normal (Eq. 21 with the factor 1/(2π),
+  :func:`cbagpu.theory.two_point_coverage_grf`).
 
 With B = Ξ2 ∖ Ξ3, C_B = C2·Q3, V_B = V2(1−V3), the labels' two-point coverages are
 

@@ -100,7 +100,7 @@ def test_ball_covariogram_against_quadrature():
         return 4 / 3 * math.pi * (big_r**3 - 0.75 * h * big_r**2 + h**3 / 16)
 
     for h in (0.0, 30.0, 150.0, 600.0):
-        ref = integrate.quad(lambda rr: one(h, rr) * theta * math.exp(-theta * rr),
+        ref = integrate.quad(lambda rr, h=h: one(h, rr) * theta * math.exp(-theta * rr),
                              h / 2, np.inf, epsrel=1e-12)[0]
         assert ball_covariogram(theta, h) == pytest.approx(ref, rel=1e-9)
 
