@@ -574,17 +574,3 @@ def model_theory(params: CBAParams, voxel_size: float) -> ModelTheory:
         graphite=g.V1,
     )
 
-
-# ------------------------------------------------------------ C(h) of the whole model
-_FORWARDED = ("two_point_coverage", "volume_fraction_variance", "spheroid_covariogram",
-              "ball_covariogram")
-
-
-def __getattr__(name: str) -> object:
-    """C(h) of Ξ and the window variance live in :mod:`cbagpu.theory_covariance`
-    (``theory.two_point_coverage``, ``theory.volume_fraction_variance``, ...)."""
-    if name in _FORWARDED:
-        from cbagpu import theory_covariance
-
-        return getattr(theory_covariance, name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
