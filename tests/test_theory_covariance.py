@@ -13,7 +13,6 @@ import pytest
 from scipy import integrate, stats
 
 from cbagpu import InvalidInputError, generate, preset
-from cbagpu import theory as th
 from cbagpu.backend import get_backend
 from cbagpu.measure.covariance import two_point_coverage as measured
 from cbagpu.simulate.germs import window_balls, window_spheroids
@@ -126,11 +125,6 @@ def test_bad_input():
         volume_fraction_variance(PAPER, 20.0, (4, 4, 4), method="exact")
     with pytest.raises(InvalidInputError, match="CBAParams"):
         two_point_coverage({"mu": 0.5}, 20.0, [0.0])
-
-
-def test_theory_module_forwards():
-    assert th.two_point_coverage is two_point_coverage
-    assert th.volume_fraction_variance is volume_fraction_variance
 
 
 # ------------------------------------------------------------------- window variance
