@@ -6,6 +6,7 @@ Public API (arrays in, arrays out)::
     from cbagpu import CBAParams, preset, generate
     labels = generate(preset("paper"), (200, 200, 200), voxel_size=20, seed=1)
     d = describe(labels, voxel_size=20)   # descriptors of the solid, pore, graphite phases
+    r = rve(preset("paper"), 40, shape=128)  # spread between sub-windows, window needed
 """
 
 from cbagpu._version import __version__
@@ -28,6 +29,7 @@ from cbagpu.simulate import (
     generate_components,
     realize,
 )
+from cbagpu.studies.rve import RVEResult, rve
 from cbagpu.theory import ModelTheory, model_theory
 
 __all__ = [
@@ -42,6 +44,7 @@ __all__ = [
     "InvalidInputError",
     "ModelTheory",
     "PhaseDescription",
+    "RVEResult",
     "Realization",
     "TasksFailedError",
     "VoxelParams",
@@ -56,4 +59,5 @@ __all__ = [
     "model_theory",
     "preset",
     "realize",
+    "rve",
 ]

@@ -34,6 +34,7 @@ from cbagpu.studies.regression import predict_eq28
 if TYPE_CHECKING:  # pragma: no cover
     from cbagpu.fit.report import FitReport
     from cbagpu.measure.describe import Description
+    from cbagpu.studies.rve import RVEResult
     from cbagpu.studies.sweep import SweepResult
     from cbagpu.studies.validate import ValidationResult
 
@@ -44,6 +45,7 @@ __all__ = [
     "plot_figure6",
     "plot_figure7",
     "plot_fit_report",
+    "plot_rve",
     "plot_sweep",
     "plot_validation",
     "require_matplotlib",
@@ -349,3 +351,49 @@ def _plot_sweep(path: str | os.PathLike[str], rows: Sequence[Mapping[str, Any]],
     return _save(fig, path, dpi=100)
 
 
+# ----------------------------------------------------------------------------------- rve
+def plot_rve(result: RVEResult, path: str | os.PathLike[str]) -> Path:
+    """Relative spread σ(W)/|mean| against the window edge, one panel per descriptor of an
+    :class:`~cbagpu.studies.rve.RVEResult`: the measured spread with its chi-square 95 %
+    interval, the fitted power law, the closed form of the volume fraction (model) and the
+    target relative error."""
+    from matplotlib.ticker import NullFormatter
+
+    descs = list(dict.fromkeys(s.descriptor for s in result.stats))
+    fig, axes = new_figure(len(descs), 1, 4.2 * len(descs), 3.8)
+    s_nm = result.voxel_size
+    for ax, d in zip(axes[0], descs, strict=True):
+        phases = list(dict.fromkeys(s.phase for s in result.stats if s.descriptor == d))
+        for i, ph in enumerate(phases):
+            rows = [s for s in result.stats if (s.descriptor, s.phase) == (d, ph)]
+            fit = result.fit(d, ph)
+            m = abs(fit.mean) if fit.mean else np.nan
+            x = np.array([r.edge_nm for r in rows])
+            y = np.array([r.sd for r in rows]) / m
+            lo = np.array([r.sd_interval[0] for r in rows]) / m
+            hi = np.array([r.sd_interval[1] for r in rows]) / m
+            c = f"C{i}"
+            ax.errorbar(x, y, yerr=[y - lo, hi - y], fmt="o", color=c, ms=4, capsize=2,
+                        label=ph)
+            if math.isfinite(fit.alpha):  # drawn to the edge needed, at most 100x further
+                x_end = min(max(x[-1], fit.edge_needed_nm or x[-1]), 100 * x[-1])
+                xx = np.geomspace(x[0], x_end, 50)
+                ax.plot(xx, np.sqrt(fit.K * xx ** (-3 * fit.alpha)) / m, "--", color=c,
+                        lw=1)
+            th = [(r.edge_nm, r.theory_sd) for r in rows if r.theory_sd is not None]
+            th += list(fit.theory_curve[1:])
+            if th:
+                ax.plot([e for e, _ in th], np.array([v for _, v in th]) / m, ":", color=c,
+                        lw=1.5)
+        ax.axhline(result.rel_error[d], color="0.5", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel("window edge [nm]")
+        ax.set_ylabel("sigma(W) / |mean|")
+        ax.set_title(d)
+        ax.legend(fontsize=7)
+    fig.suptitle(f"{result.source}, {'x'.join(map(str, result.shape))} voxels at {s_nm:g} nm;"
+                 " dashed: power-law fit, dotted: closed form, line: target", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)

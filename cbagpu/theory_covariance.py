@@ -61,6 +61,7 @@ __all__ = [
     "spheroid_covariogram",
     "two_point_coverage",
     "volume_fraction_variance",
+    "volume_fraction_variances",
 ]
 
 #: Phases of the label image whose C(h) is known (NOTES §1).
@@ -145,8 +146,10 @@ def spheroid_covariogram(params: CBAParams, voxel_size: float, h: npt.ArrayLike
     hh = _check_h(h)
     r, big_r, w = _half_axis_nodes(params, voxel_size)
     xc, wc = _gl(_N_COS)
-    out = np.empty(hh.size)
     flat = hh.ravel()
+    out = np.zeros(hh.size)
+    inside = np.flatnonzero(flat < 2.0 * float(big_r.max()))  # K ∩ (K + h) empty beyond
+    flat = flat[inside]
     a = 1.0 / r**2 - 1.0 / big_r**2  # coefficient of c² in |T⁻¹h|²/|h|²
     b = 1.0 / big_r**2
     vol = big_r**2 * r
@@ -160,7 +163,7 @@ def spheroid_covariogram(params: CBAParams, voxel_size: float, h: npt.ArrayLike
         c = cmax[..., None] * xc  # (nh, nodes, ncos)
         d = hs[..., None] * np.sqrt(a[:, None] * c * c + b[:, None])
         g = _unit_ball_covariogram(d) @ wc * cmax  # (nh, nodes)
-        out[i0:i0 + step] = (g * vol) @ w
+        out[inside[i0:i0 + step]] = (g * vol) @ w
     return out.reshape(hh.shape)
 
 
@@ -335,8 +338,21 @@ def volume_fraction_variance(params: CBAParams, voxel_size: float,
     float
         σ² (dimensionless). The standard deviation of the volume fraction of one window.
     """
-    _check_params(params)
     _check_phase(phase)
+    return volume_fraction_variances(params, voxel_size, window_shape, phases=(phase,),
+                                     method=method)[phase]
+
+
+def volume_fraction_variances(params: CBAParams, voxel_size: float,
+                              window_shape: tuple[int, int, int], *,
+                              phases: tuple[str, ...] = PHASES,
+                              method: Literal["auto", "lattice", "continuous"] = "auto"
+                              ) -> dict[str, float]:
+    """:func:`volume_fraction_variance` of several phases at once (the components' C(h)
+    computed once): ``{phase: σ²}``."""
+    _check_params(params)
+    for ph in phases:
+        _check_phase(ph)
     n = _window(window_shape)
     if method not in ("auto", "lattice", "continuous"):
         raise InvalidInputError(f"method must be 'auto', 'lattice' or 'continuous', got "
@@ -346,10 +362,15 @@ def volume_fraction_variance(params: CBAParams, voxel_size: float,
     s = float(voxel_size)
     r_max = math.sqrt(sum(m * m for m in n))
     grid = _radial_grid(r_max)
-    c = two_point_coverage(params, s, grid * s, phase=phase)
-    cf = c - c[0] ** 2  # C(0) = V
+    parts = component_two_point(params, s, grid * s)
     vol = float(math.prod(n))
-    if method == "lattice":
-        return _lattice_sum(cf, grid, n) / vol**2
-    dens = _box_direction_average(n, grid)
-    return float(np.trapezoid(cf * dens, grid)) / vol**2
+    dens = None if method == "lattice" else _box_direction_average(n, grid)
+    out = {}
+    for ph in phases:
+        c = _combine(parts, params, s, ph)
+        cf = c - c[0] ** 2  # C(0) = V
+        if dens is None:
+            out[ph] = _lattice_sum(cf, grid, n) / vol**2
+        else:
+            out[ph] = float(np.trapezoid(cf * dens, grid)) / vol**2
+    return out

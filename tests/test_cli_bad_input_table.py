@@ -148,6 +148,20 @@ ROWS: list[tuple[list[str], str]] = [
     (["resample", "{img}", "--factor", "1", "--out", "{dir}/r.zarr"], "factor"),
     (["resample", "{img}", "--factor", "16", "--out", "{dir}/r.zarr"], "smaller factor"),
     (["resample", "{flat}", "--factor", "2", "--out", "{dir}/r.zarr"], "3-D"),
+    # rve
+    (["rve", "--shape", "64"], "--voxel-size"),
+    (["rve", "--voxel-size", "40", "--shape", "64", "--edges", "2", "8"], "smallest"),
+    (["rve", "--voxel-size", "40", "--shape", "64", "--edges", "64"], "fewer than 2"),
+    (["rve", "--voxel-size", "40", "--shape", "16"], "too small"),
+    (["rve", "--voxel-size", "40", "--shape", "64", "--descriptors", "tau"], "unknown"),
+    (["rve", "--voxel-size", "40", "--shape", "64", "--rel-error", "M=0.05"], "not measured"),
+    (["rve", "--voxel-size", "40", "--shape", "64", "--rel-error", "volume_fraction=2"],
+     "(0, 1)"),
+    (["rve", "--voxel-size", "-4", "--shape", "64"], "voxel"),
+    (["rve", "{img}", "--realizations", "3"], "model"),
+    (["rve", "{bad}"], "label"),
+    (["rve", "{img}", "--edges", "8", "--plot", "{dir}/x.txt"], ".png"),
+    (["rve", "--voxel-size", "40", "--shape", "64", "--out", "{dir}/r.txt"], ".json"),
 ]
 
 
@@ -174,7 +188,7 @@ def test_the_table_has_at_least_60_rows_over_every_command():
     assert len(ROWS) >= 60
     assert {argv[0] for argv, _ in ROWS} == {"generate", "theory", "describe", "transport",
                                              "fit", "prepare", "composition", "validate",
-                                             "sweep", "crop", "resample"}
+                                             "sweep", "crop", "resample", "rve"}
 
 
 @pytest.mark.parametrize("argv, words", ROWS, ids=[f"{i}-{r[0][0]}" for i, r in

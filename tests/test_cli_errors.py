@@ -86,7 +86,7 @@ def test_every_command_has_a_module_and_the_shared_options():
     sub = next(a for a in p._actions if a.__class__.__name__ == "_SubParsersAction")
     assert set(sub.choices) == {"generate", "theory", "describe", "transport", "fit",
                                 "prepare", "composition", "validate", "sweep", "regress",
-                                "info", "export", "show", "crop", "resample"}
+                                "info", "export", "show", "crop", "resample", "rve"}
     for name in ("generate", "theory", "sweep", "validate"):
         opts = {o for a in sub.choices[name]._actions for o in a.option_strings}
         assert {"--params", "--preset"} <= opts, name

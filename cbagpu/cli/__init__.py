@@ -3,7 +3,7 @@ calls one library function and prints (:mod:`cbagpu.cli.common` holds what they 
 
 Commands: ``generate``, ``theory``, ``describe``, ``transport``, ``fit``, ``prepare``,
 ``composition``, ``validate``, ``sweep``, ``regress``, ``info``, ``export``, ``show``,
-``crop``, ``resample``. Exit status: 0 done; 1 the work ran
+``crop``, ``resample``, ``rve``. Exit status: 0 done; 1 the work ran
 but did not succeed (failed tasks of a study, a transport solve that did not converge);
 2 bad input, an unavailable backend, a request too large for memory, a bad path or a
 missing optional extra (one line on stderr); 130 interrupted. Anything else is a bug and
@@ -29,6 +29,7 @@ from cbagpu.cli import (
     prepare,
     regress,
     resample,
+    rve,
     show,
     sweep,
     theory,
@@ -41,7 +42,7 @@ __all__ = ["build_parser", "main"]
 
 #: The command modules in the order ``cbagpu --help`` lists them.
 COMMANDS = (generate, theory, describe, transport, fit, prepare, composition, validate,
-            sweep, regress, info, export, show, crop, resample)
+            sweep, regress, info, export, show, crop, resample, rve)
 
 
 def build_parser() -> argparse.ArgumentParser:
