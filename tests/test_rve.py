@@ -232,3 +232,18 @@ def test_cli_model_prints_the_closed_form(capsys):
                  "--descriptors", "volume_fraction", "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "closed-form sd" in out and "closed form:" in out and "relative error" in out
+
+
+def test_a_mean_that_drifts_with_the_window_is_named():
+    from cbagpu.studies.rve import RVEStat, _fit_one
+
+    def row(e, mean, sd, n):
+        return RVEStat("M", "solid", e, e * 10.0, n, mean, sd, (sd * 0.9, sd * 1.1),
+                       sd / math.sqrt(n))
+
+    drift = [row(8, 0.03, 0.05, 64), row(16, 0.04, 0.04, 64), row(32, 0.06, 0.03, 64)]
+    f = _fit_one("M", "solid", drift, 10.0, 0.05, None, None, (256, 256, 256), 1)
+    assert "mean changes with the window" in f.note
+    steady = [row(8, 0.05, 0.05, 64), row(16, 0.05, 0.03, 64), row(32, 0.05, 0.018, 64)]
+    f = _fit_one("M", "solid", steady, 10.0, 0.05, None, None, (256, 256, 256), 1)
+    assert f.note is None and 0.3 < f.alpha < 0.9

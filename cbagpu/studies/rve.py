@@ -564,6 +564,17 @@ def _fit_one(d: str, ph: str, rows: Sequence[RVEStat], s: float, eps: float,
         else:
             note = (f"the spread falls like |W|^-{alpha:.2f}, slower than 1/|W|: no finite "
                     "integral range at these sizes (long-range covariance)")
+    notes = [note] if note else []
+    first, last = rows[0], rows[-1]
+    se = math.hypot(first.se_mean, last.se_mean)
+    if math.isfinite(se) and abs(last.mean - first.mean) > 3 * se:
+        notes.append(f"the mean changes with the window ({first.mean:.4g} at "
+                     f"{first.edge_nm:g} nm, {last.mean:.4g} at {last.edge_nm:g} nm; more "
+                     "than 3 standard errors): small windows are biased, not only noisy")
+    if alpha <= 0.06:
+        notes.append("the spread hardly falls with the window: the edge needed is not "
+                     "meaningful")
+    note = "; ".join(notes) or None
     needed = None
     extrapolated = False
     if alpha > 0 and mean != 0 and math.isfinite(mean):
