@@ -13,6 +13,9 @@ Two studies, each at r = 8, 16, 32 voxels per ball radius, both adjacency pairs:
   radius R is homotopy equivalent to the alpha complex at alpha^2 = R^2) -- against the
   digital chi of the same union digitised at each r (paired: the same germs), per ball.
 
+Each also with ``euler="closing"`` (the image closed by the 6-neighbour cross before
+counting: keys ``closing_conn6``/``closing_conn26`` and ``closing6``/``closing26``).
+
 Writes ``DIR/accuracy_minkowski-MACHINE.json``.
 """
 
@@ -29,6 +32,7 @@ import numpy as np
 from cbagpu import __version__
 from cbagpu.backend import get_backend
 from cbagpu.measure.minkowski import (
+    closed_mask,
     configuration_histogram,
     configuration_weights,
     densities_from_histogram,
@@ -50,20 +54,25 @@ def _paint(shape, centers, radius: float) -> np.ndarray:
 def miles_study(r: float, n: int, windows: int, seed0: int = 10_000) -> dict:
     vbar, sbar, mbar = 4 / 3 * math.pi * r**3, 4 * math.pi * r**2, 4 * math.pi * r
     lam = -math.log(1 - V) / vbar
-    rel: dict[int, list] = {6: [], 26: []}
+    rel: dict[str, list] = {k: [] for k in ("conn6", "conn26", "closing_conn6",
+                                            "closing_conn26")}
     for i in range(windows):
         rng = np.random.default_rng(seed0 + i)
         lo, hi = -r - 1.0, n + r + 1.0
         k = rng.poisson(lam * (hi - lo) ** 3)
-        h = configuration_histogram(_paint((n,) * 3, rng.uniform(lo, hi, (k, 3)), r), "numpy")
+        mask = _paint((n,) * 3, rng.uniform(lo, hi, (k, 3)), r)
+        hists = {"": configuration_histogram(mask, "numpy"),
+                 "closing_": configuration_histogram(closed_mask(mask, "numpy"), "numpy")}
         th = np.array(miles(k / (hi - lo) ** 3, vbar, sbar, mbar))
-        for conn in rel:
-            d = densities_from_histogram(h, 1.0, conn)
-            rel[conn].append(np.array([d.V_V, d.S_V, d.M_V, d.chi_V]) / th - 1.0)
+        for pre, h in hists.items():
+            for conn in (6, 26):
+                d = densities_from_histogram(h, 1.0, conn)
+                rel[f"{pre}conn{conn}"].append(np.array([d.V_V, d.S_V, d.M_V, d.chi_V]) / th
+                                               - 1.0)
     out = {"r": r, "window": n, "windows": windows, "seeds": [seed0, seed0 + windows - 1]}
-    for conn, vals in rel.items():
+    for name_, vals in rel.items():
         a = np.array(vals)
-        out[f"conn{conn}"] = {
+        out[name_] = {
             name: {"mean": float(a[:, j].mean()),
                    "se": float(a[:, j].std(ddof=1) / math.sqrt(len(a)))}
             for j, name in enumerate(("V_V", "S_V", "M_V", "chi_V"))}
@@ -75,7 +84,7 @@ def exact_study(radii: list[int], unions: int, box: float = 8.0) -> dict:
 
     lam = -math.log(1 - V) / (4 / 3 * math.pi)  # R = 1
     w = {c: configuration_weights(1.0, c)[3] for c in (6, 26)}
-    err = {(r, c): [] for r in radii for c in w}
+    err = {(r, c): [] for r in radii for c in (*w, "closing6", "closing26")}
     balls = exact_total = 0
     for seed in range(unions):
         rng = np.random.default_rng(seed)
@@ -88,13 +97,17 @@ def exact_study(radii: list[int], unions: int, box: float = 8.0) -> dict:
         for r in radii:
             n = int(math.ceil((box + 2) * r)) + 4
             c = (pts + 1) * r + 2 + rng.random(3)
-            h = configuration_histogram(_paint((n,) * 3, c, float(r)), "numpy")
+            mask = _paint((n,) * 3, c, float(r))
+            h = configuration_histogram(mask, "numpy")
+            hc = configuration_histogram(closed_mask(mask, "numpy"), "numpy")
             for conn in w:
                 err[(r, conn)].append(float(h @ w[conn]) - chi)
+                err[(r, f"closing{conn}")].append(float(hc @ w[conn]) - chi)
     out: dict = {"unions": unions, "balls": balls, "exact_chi": exact_total, "box_radii": box}
     for (r, conn), e in err.items():
         a = np.array(e)
-        out.setdefault(f"r{r}", {})[f"conn{conn}"] = {
+        key = conn if isinstance(conn, str) else f"conn{conn}"
+        out.setdefault(f"r{r}", {})[key] = {
             "error_per_ball": float(a.sum() / balls),
             "se": float(a.std(ddof=1) * math.sqrt(len(a)) / balls),
             "relative_to_exact": float(a.sum() / exact_total),

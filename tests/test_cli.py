@@ -297,3 +297,21 @@ def test_transport_cli(tmp_path, capsys):
         assert msg in err and err.count("\n") == 1
     assert main(["transport", str(tmp_path / "none.npy")]) == 2
     assert "image not found" in capsys.readouterr().err
+
+
+def test_describe_connectivity_and_euler_options(tmp_path, capsys):
+    from cbagpu.io import write_image
+    from cbagpu.measure.describe import describe
+
+    rng = np.random.default_rng(2)
+    lab = (rng.random((24, 24, 24)) < 0.4).astype(np.uint8)
+    img = write_image(tmp_path / "a.npy", lab, {"voxel_size": 10.0})
+    assert main(["describe", str(img), "--phase", "solid", "--connectivity", "6",
+                 "--euler", "closing", "--json", "--quiet"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    assert d["meta"]["connectivity"] == 6 and d["meta"]["euler"] == "closing"
+    ref = describe(lab, 10.0, phases=("solid",), connectivity=6, euler="closing",
+                   backend="numpy").to_dict()
+    assert d["solid"]["chi_V"] == ref["solid"]["chi_V"]
+    assert d["solid"]["chi_V"] != describe(lab, 10.0, phases=("solid",), connectivity=6,
+                                           backend="numpy").to_dict()["solid"]["chi_V"]

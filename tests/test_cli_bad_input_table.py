@@ -148,6 +148,7 @@ ROWS: list[tuple[list[str], str]] = [
     (["resample", "{img}", "--factor", "1", "--out", "{dir}/r.zarr"], "factor"),
     (["resample", "{img}", "--factor", "16", "--out", "{dir}/r.zarr"], "smaller factor"),
     (["resample", "{flat}", "--factor", "2", "--out", "{dir}/r.zarr"], "3-D"),
+    (["describe", "{img}", "--euler", "smooth"], "--euler"),
     # rve
     (["rve", "--shape", "64"], "--voxel-size"),
     (["rve", "--voxel-size", "40", "--shape", "64", "--edges", "2", "8"], "smallest"),

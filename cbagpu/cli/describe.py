@@ -32,6 +32,14 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     d.add_argument("--phase", choices=("solid", "pore", "graphite", "all"), default="all")
     d.add_argument("--axis", choices=("z", "y", "x"), default="z",
                    help="inlet face (low side) for intrusion and geodesic tortuosity")
+    d.add_argument("--connectivity", type=int, choices=(26, 6), default=26,
+                   help="foreground adjacency of M_V and chi_V: 26 (default; thin "
+                        "platelets) or 6 (unions of thick convex grains)")
+    d.add_argument("--euler", choices=("direct", "closing"), default="direct",
+                   help="chi_V of the image as it is (default) or of the image closed by "
+                        "the 6-neighbour cross, which removes the digitisation's spurious "
+                        "tunnels along grain intersections (README, 'Accuracy of the "
+                        "descriptors')")
     add_run_options(d)
     add_plot_option(d, "the CPSD/intrusion curves and the centred C(h)")
     c = d.add_argument_group(
@@ -77,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
             desc = _describe_chunked(args, float(voxel_size), phases, bar)
         else:
             desc = describe(labels, float(voxel_size), phases=phases, axis=args.axis,
-                            backend=args.backend, progress=bar)
+                            backend=args.backend, progress=bar,
+                            connectivity=args.connectivity, euler=args.euler)
     finally:
         close_progress(bar)
     seconds = time.perf_counter() - t
@@ -156,4 +165,5 @@ def _describe_chunked(args: argparse.Namespace, voxel_size: float, phases: tuple
         args.image, voxel_size, phases=phases, axis=args.axis, backend=args.backend,
         max_lag=args.max_lag, block=_edges(args.block, "--block"),
         window=DEFAULT_WINDOW if window is None else window, workers=args.workers,
-        scheduler=args.scheduler, progress=bar)
+        scheduler=args.scheduler, progress=bar, connectivity=args.connectivity,
+        euler=args.euler)

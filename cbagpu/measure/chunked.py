@@ -64,7 +64,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -82,7 +82,11 @@ from cbagpu.measure.describe import (
 )
 from cbagpu.measure.geodesic import geodesic_tortuosity
 from cbagpu.measure.intrusion import constrictivity
-from cbagpu.measure.minkowski import configuration_histogram, densities_from_histogram
+from cbagpu.measure.minkowski import (
+    closed_mask,
+    configuration_histogram,
+    densities_from_histogram,
+)
 from cbagpu.measure.phases import phase_mask
 from cbagpu.validation import check_voxel_size
 
@@ -323,13 +327,15 @@ def _cut_limit(box: Box, core: Box, shape: tuple[int, ...]) -> float:
 
 
 def _task_block(reader: _Reader, core: Box, shape: tuple[int, ...], phases: list[str],
-                max_lag: int, edt_halo: int, backend: str, edt_only: bool = False
-                ) -> dict[str, Any]:
+                max_lag: int, edt_halo: int, backend: str, edt_only: bool = False,
+                euler: str = "direct") -> dict[str, Any]:
     """Pass 1 of one block: per phase the cell histogram, the phase voxels, the pair counts
     of C(h) and the largest squared EDT (None when the halo was too thin)."""
     be = get_backend(backend)
     xp = be.xp
-    h = edt_halo if edt_only else max(max_lag, edt_halo, 1)
+    closing = euler == "closing" and not edt_only
+    # the closing reads 2 voxels around each output voxel, and the cells reach 1 beyond
+    h = edt_halo if edt_only else max(max_lag, edt_halo, 3 if closing else 1)
     box = _grow(core, shape, (h,) * 3, (h,) * 3)
     lab = be.asarray(reader.read(box))
     core_sl = _inner(box, core)
@@ -344,6 +350,8 @@ def _task_block(reader: _Reader, core: Box, shape: tuple[int, ...], phases: list
         if not edt_only:
             cell = _inner(box, _grow(core, shape, (0,) * 3, (1,) * 3))
             r["hist"] = _cell_histogram(be, m[cell])
+            if closing:  # the box's replicated faces reach only the outer 2 voxels
+                r["hist_closed"] = _cell_histogram(be, closed_mask(m, be)[cell])
             r["n"] = int(xp.count_nonzero(m[core_sl]))
             cov_sl = _inner(box, _grow(core, shape, (0, max_lag, max_lag), (max_lag,) * 3))
             cov_core = _inner(_grow(core, shape, (0, max_lag, max_lag), (max_lag,) * 3), core)
@@ -508,6 +516,7 @@ def describe_chunked(
     block: int | Sequence[int] | None = None,
     window: int | Sequence[int] = DEFAULT_WINDOW,
     connectivity: int = 26,
+    euler: str = "direct",
     intrusion_method: str = "auto",
     geodesic_method: str = "auto",
     workers: int | None = 1,
@@ -522,8 +531,9 @@ def describe_chunked(
         Zarr, NumPy) of labels 0 (pore), 1 (CBD), 2 (graphite), axes (z, y, x).
     voxel_size : float, optional
         Voxel edge (nm); default: the store's ``voxel_size`` attribute.
-    phases, axis, connectivity, intrusion_method, geodesic_method :
-        As for :func:`~cbagpu.measure.describe.describe`.
+    phases, axis, connectivity, euler, intrusion_method, geodesic_method :
+        As for :func:`~cbagpu.measure.describe.describe` (``euler="closing"`` closes each
+        block with a halo of 3 voxels, so chi_V equals the in-memory value).
     backend : "auto" | "numpy" | "cupy"
         The backend each task uses (a name, sent to the workers).
     max_lag : float, optional
@@ -554,7 +564,8 @@ def describe_chunked(
         too small for the halo; give ``block=`` a larger edge).
     """
     # ---- checks, before any work
-    ax, conn = check_options(axis, phases, connectivity, intrusion_method, geodesic_method)
+    ax, conn = check_options(axis, phases, connectivity, intrusion_method, geodesic_method,
+                             euler)
     phases = list(phases)
     be = get_backend(backend)
     attrs: dict[str, Any] = {}
@@ -606,7 +617,7 @@ def describe_chunked(
     first_halo = max(_FIRST_EDT_HALO, L)
     tasks = [Task(key("block", i), _task_block,
                   dict(reader=reader, core=c, shape=shape, phases=phases, max_lag=L,
-                       edt_halo=first_halo, backend=bname))
+                       edt_halo=first_halo, backend=bname, euler=euler))
              for i, c in enumerate(blocks)]
     cluster = _start_cluster(tasks, workers, scheduler, bool(be.on_host))
     if cluster is not None:  # one local cluster for every pass
@@ -701,6 +712,9 @@ def describe_chunked(
     for p in phases:
         hist = np.sum([b[p]["hist"] for b in first], axis=0)
         iv = densities_from_histogram(hist, s, conn)
+        if euler == "closing":
+            closed = np.sum([b[p]["hist_closed"] for b in first], axis=0)
+            iv = replace(iv, chi_V=densities_from_histogram(closed, s, conn).chi_V)
         n_p = sum(b[p]["n"] for b in first)
         num = np.sum([b[p]["num"] for b in first], axis=0)
         cpsd_r, cpsd_v, r_max = _cpsd_of(p, n_p, n_total, r2[p], counts.get(p), s)
@@ -741,7 +755,7 @@ def describe_chunked(
     }
     if progress is not None:
         progress("pass 4/4: assembling", 1, 1)
-    return ChunkedDescription(float(s), ax, shape, out, be.name, conn, chunking=chunking,
+    return ChunkedDescription(float(s), ax, shape, out, be.name, conn, euler, chunking=chunking,
                               global_descriptors=glob)
 
 

@@ -103,6 +103,7 @@ digital picture. Forma 17 (2002) 183-209.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 import math
@@ -117,10 +118,13 @@ from cbagpu.validation import check_int, check_mask_3d, check_voxel_size
 
 __all__ = [
     "CONNECTIVITIES",
+    "EULER_METHODS",
     "IntrinsicVolumes",
     "check_connectivity",
     "configuration_histogram",
     "configuration_weights",
+    "check_euler_method",
+    "closed_mask",
     "densities_from_histogram",
     "direction_weights",
     "intrinsic_volumes",
@@ -128,6 +132,8 @@ __all__ = [
     "tile_configuration_histograms",
 ]
 
+#: Estimators of chi_V (:func:`intrinsic_volumes`).
+EULER_METHODS = ("direct", "closing")
 #: Accepted foreground adjacencies (the background gets the complementary one).
 CONNECTIVITIES = (6, 26)
 
@@ -150,6 +156,7 @@ class IntrinsicVolumes:
     volume : the volume the densities refer to [nm^3], (nz-1)(ny-1)(nx-1) s^3; density
         times volume gives the window's (edge-corrected) totals.
     connectivity : foreground adjacency used for M_V and chi_V (26 or 6).
+    euler : how chi_V was estimated: "direct" or "closing" (see :func:`intrinsic_volumes`).
     """
 
     V_V: float
@@ -158,6 +165,7 @@ class IntrinsicVolumes:
     chi_V: float
     volume: float
     connectivity: int
+    euler: str = "direct"
 
 
 # ------------------------------------------------------------------------------ geometry
@@ -441,6 +449,8 @@ def intrinsic_volumes(
     voxel_size: float,
     backend: str | Backend = "auto",
     connectivity: int = 26,
+    *,
+    euler: str = "direct",
 ) -> IntrinsicVolumes:
     """Edge-corrected densities V_V, S_V [nm^-1], M_V [nm^-2], chi_V [nm^-3] of a phase.
 
@@ -451,6 +461,18 @@ def intrinsic_volumes(
     backend : "auto", "numpy", "cupy" or a :class:`~cbagpu.backend.Backend`.
     connectivity : 26 (default; foreground 26-, background 6-adjacent) or 6 (the reverse);
         affects M_V and chi_V only.
+    euler : "direct" (default) or "closing"
+        ``"direct"``: chi_V of the image as it is (exact for the digital image).
+        ``"closing"``: chi_V of the image closed by the 6-neighbour cross (the image
+        extended by replicating its faces, so the window's edge correction is kept):
+        fills background one voxel thin. On unions of grains this removes the spurious
+        tunnels and cavities that the digitisation makes in the thin background wedge
+        along every intersection curve of two grains (their number per grain does *not*
+        fall with resolution), at the price of joining grains closer than about one voxel
+        (an error that falls like 1/r). Measured on Boolean balls (README, "Accuracy of
+        the descriptors"): chi_V error -34 / -18 / -9 % at r = 8 / 16 / 32 voxels, against
+        about -20 % at every r with "direct" and the pair (6, 26). V_V, S_V and M_V are
+        always those of the image as it is.
 
     Returns
     -------
@@ -471,8 +493,34 @@ def intrinsic_volumes(
     """
     s = check_voxel_size(voxel_size)
     conn = _check_connectivity(connectivity)
-    hist = configuration_histogram(mask, backend)
-    return densities_from_histogram(hist, s, conn)
+    method = check_euler_method(euler)
+    be = get_backend(backend)
+    m = _check_mask(be, mask)
+    out = densities_from_histogram(_histogram(be, m), s, conn)
+    if method == "direct":
+        return out
+    closed = densities_from_histogram(_histogram(be, closed_mask(m, be)), s, conn)
+    return dataclasses.replace(out, chi_V=closed.chi_V, euler=method)
+
+
+def closed_mask(mask: Any, backend: str | Backend = "auto") -> Any:
+    """``mask`` closed by the 6-neighbour cross, the image extended by replicating its
+    faces (2 voxels) so that the closing does not erode the window's own border; the same
+    shape as ``mask`` (the ``"closing"`` estimator of :func:`intrinsic_volumes`)."""
+    be = get_backend(backend)
+    xp = be.xp
+    nd = be.ndimage
+    padded = xp.pad(xp.asarray(mask, dtype=bool), 2, mode="edge")
+    cross = nd.generate_binary_structure(3, 1)
+    return nd.binary_closing(padded, structure=cross)[2:-2, 2:-2, 2:-2]
+
+
+def check_euler_method(euler: Any) -> str:
+    """``euler`` if it names one of :data:`EULER_METHODS`, else InvalidInputError."""
+    if euler not in EULER_METHODS:
+        raise InvalidInputError(f"euler must be one of {', '.join(map(repr, EULER_METHODS))}"
+                                f", got {euler!r}")
+    return str(euler)
 
 
 # ------------------------------------------------------------------------------ checks
