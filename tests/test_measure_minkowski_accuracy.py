@@ -118,18 +118,23 @@ def test_edge_correction_windows_of_a_periodic_image_average_to_its_density():
 
 
 # ------------------------------------------------------------------ the digitisation is not
-def _pair_errors(r: float, k: int, lo: float, hi: float, seed: int) -> dict[int, np.ndarray]:
-    """chi - 1 of k digitised pairs of overlapping balls of radius r at distance
-    d = 2 r U(lo, hi) (exact chi = 1), random direction and sub-voxel position."""
+def _pairs(r: float, k: int, lo: float, hi: float, seed: int):
+    """k digitised pairs of balls of radius r at centre distance d = 2 r U(lo, hi), random
+    direction and sub-voxel position, padded so no ball touches the border."""
     rng = np.random.default_rng(seed)
-    err: dict[int, list[float]] = {6: [], 26: []}
-    for i in range(k):
+    for _ in range(k):
         u = rng.normal(size=3)
         u /= np.linalg.norm(u)
         d = 2 * r * rng.uniform(lo, hi)
         n = int(2 * r + d) + 6
         c0 = np.full(3, n / 2) + rng.random(3) - u * d / 2
-        mask = np.pad(_paint((n, n, n), [c0, c0 + u * d], [r, r]), 1)
+        yield np.pad(_paint((n, n, n), [c0, c0 + u * d], [r, r]), 1)
+
+
+def _pair_errors(r: float, k: int, lo: float, hi: float, seed: int) -> dict[int, np.ndarray]:
+    """chi - 1 of k digitised pairs of overlapping balls (exact chi = 1)."""
+    err: dict[int, list[float]] = {6: [], 26: []}
+    for i, mask in enumerate(_pairs(r, k, lo, hi, seed)):
         for conn, sk in ((6, 1), (26, 3)):
             chi = _chi(mask, conn)
             if i < 3:  # the digital image's own Euler number, independently
@@ -158,16 +163,9 @@ def test_chi_error_of_barely_overlapping_grains_does_not_shrink_with_resolution(
 
 def _pair_chi(r: float, k: int, lo: float, hi: float, seed: int, euler: str
               ) -> dict[int, np.ndarray]:
-    """chi of k digitised pairs of balls of radius r at centre distance 2 r U(lo, hi)."""
-    rng = np.random.default_rng(seed)
+    """chi of k digitised pairs of balls (:func:`_pairs`) by ``euler``."""
     out: dict[int, list[float]] = {6: [], 26: []}
-    for _ in range(k):
-        u = rng.normal(size=3)
-        u /= np.linalg.norm(u)
-        d = 2 * r * rng.uniform(lo, hi)
-        n = int(2 * r + d) + 6
-        c0 = np.full(3, n / 2) + rng.random(3) - u * d / 2
-        mask = np.pad(_paint((n, n, n), [c0, c0 + u * d], [r, r]), 3)
+    for mask in _pairs(r, k, lo, hi, seed):
         for conn in out:
             iv = intrinsic_volumes(mask, 1.0, "numpy", conn, euler=euler)
             out[conn].append(iv.chi_V * iv.volume)
