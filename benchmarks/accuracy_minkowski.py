@@ -13,8 +13,9 @@ Two studies, each at r = 8, 16, 32 voxels per ball radius, both adjacency pairs:
   radius R is homotopy equivalent to the alpha complex at alpha^2 = R^2) -- against the
   digital chi of the same union digitised at each r (paired: the same germs), per ball.
 
-Each also with ``euler="closing"`` (the image closed by the 6-neighbour cross before
-counting: keys ``closing_conn6``/``closing_conn26`` and ``closing6``/``closing26``).
+Each also with ``euler="closing"`` (the guarded closing of
+:mod:`cbagpu.measure.euler_closing` before counting: keys ``closing_conn6``,
+``closing_conn26``, ``closing6``, ``closing26``).
 
 Writes ``DIR/accuracy_minkowski-MACHINE.json``.
 """
@@ -31,8 +32,8 @@ import numpy as np
 
 from cbagpu import __version__
 from cbagpu.backend import get_backend
+from cbagpu.measure.euler_closing import guarded_closing
 from cbagpu.measure.minkowski import (
-    closed_mask,
     configuration_histogram,
     configuration_weights,
     densities_from_histogram,
@@ -61,12 +62,11 @@ def miles_study(r: float, n: int, windows: int, seed0: int = 10_000) -> dict:
         lo, hi = -r - 1.0, n + r + 1.0
         k = rng.poisson(lam * (hi - lo) ** 3)
         mask = _paint((n,) * 3, rng.uniform(lo, hi, (k, 3)), r)
-        hists = {"": configuration_histogram(mask, "numpy"),
-                 "closing_": configuration_histogram(closed_mask(mask, "numpy"), "numpy")}
         th = np.array(miles(k / (hi - lo) ** 3, vbar, sbar, mbar))
-        for pre, h in hists.items():
+        for pre in ("", "closing_"):
             for conn in (6, 26):
-                d = densities_from_histogram(h, 1.0, conn)
+                m = mask if not pre else guarded_closing(mask, "numpy", connectivity=conn)
+                d = densities_from_histogram(configuration_histogram(m, "numpy"), 1.0, conn)
                 rel[f"{pre}conn{conn}"].append(np.array([d.V_V, d.S_V, d.M_V, d.chi_V]) / th
                                                - 1.0)
     out = {"r": r, "window": n, "windows": windows, "seeds": [seed0, seed0 + windows - 1]}
@@ -99,8 +99,9 @@ def exact_study(radii: list[int], unions: int, box: float = 8.0) -> dict:
             c = (pts + 1) * r + 2 + rng.random(3)
             mask = _paint((n,) * 3, c, float(r))
             h = configuration_histogram(mask, "numpy")
-            hc = configuration_histogram(closed_mask(mask, "numpy"), "numpy")
             for conn in w:
+                hc = configuration_histogram(guarded_closing(mask, "numpy", connectivity=conn),
+                                             "numpy")
                 err[(r, conn)].append(float(h @ w[conn]) - chi)
                 err[(r, f"closing{conn}")].append(float(hc @ w[conn]) - chi)
     out: dict = {"unions": unions, "balls": balls, "exact_chi": exact_total, "box_radii": box}

@@ -254,18 +254,12 @@ def test_store_of_generate_chunks(tmp_path):
     assert_same(ref, got.to_dict())
 
 
-def test_closing_euler_equals_in_memory(tmp_path, monkeypatch):
-    """euler="closing": each block is closed with a halo of 3 voxels, so chi_V equals the
-    in-memory closing's, over blocks that do not divide the shape."""
-    monkeypatch.setattr(chunked, "DEFAULT_BLOCK", 1)
+def test_closing_euler_is_refused_before_any_work(tmp_path):
+    """The guarded closing looks at whole groups of voxels, which may cross blocks: in
+    memory only."""
     labels, _ = image_and_reference(SMALL)
-    ref = describe(labels, S, max_lag=LAG * S, backend="numpy", euler="closing").to_dict()
     path = store(tmp_path / "v.zarr", labels, (7, 8, 9))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        got = describe_chunked(path, max_lag=LAG * S, backend="numpy", euler="closing")
-    d = got.to_dict()
-    assert_same(ref, d)
-    assert d["meta"]["euler"] == "closing"
-    direct = describe(labels, S, max_lag=LAG * S, backend="numpy").to_dict()
-    assert any(direct[p]["chi_V"] != ref[p]["chi_V"] for p in ("solid", "pore", "graphite"))
+    with pytest.raises(InvalidInputError, match="in memory"):
+        describe_chunked(path, backend="numpy", euler="closing")
+    with pytest.raises(InvalidInputError, match="euler"):
+        describe_chunked(path, backend="numpy", euler="smooth")

@@ -64,7 +64,7 @@ import os
 import time
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,11 +82,7 @@ from cbagpu.measure.describe import (
 )
 from cbagpu.measure.geodesic import geodesic_tortuosity
 from cbagpu.measure.intrusion import constrictivity
-from cbagpu.measure.minkowski import (
-    closed_mask,
-    configuration_histogram,
-    densities_from_histogram,
-)
+from cbagpu.measure.minkowski import configuration_histogram, densities_from_histogram
 from cbagpu.measure.phases import phase_mask
 from cbagpu.validation import check_voxel_size
 
@@ -327,15 +323,13 @@ def _cut_limit(box: Box, core: Box, shape: tuple[int, ...]) -> float:
 
 
 def _task_block(reader: _Reader, core: Box, shape: tuple[int, ...], phases: list[str],
-                max_lag: int, edt_halo: int, backend: str, edt_only: bool = False,
-                euler: str = "direct") -> dict[str, Any]:
+                max_lag: int, edt_halo: int, backend: str, edt_only: bool = False
+                ) -> dict[str, Any]:
     """Pass 1 of one block: per phase the cell histogram, the phase voxels, the pair counts
     of C(h) and the largest squared EDT (None when the halo was too thin)."""
     be = get_backend(backend)
     xp = be.xp
-    closing = euler == "closing" and not edt_only
-    # the closing reads 2 voxels around each output voxel, and the cells reach 1 beyond
-    h = edt_halo if edt_only else max(max_lag, edt_halo, 3 if closing else 1)
+    h = edt_halo if edt_only else max(max_lag, edt_halo, 1)
     box = _grow(core, shape, (h,) * 3, (h,) * 3)
     lab = be.asarray(reader.read(box))
     core_sl = _inner(box, core)
@@ -350,8 +344,6 @@ def _task_block(reader: _Reader, core: Box, shape: tuple[int, ...], phases: list
         if not edt_only:
             cell = _inner(box, _grow(core, shape, (0,) * 3, (1,) * 3))
             r["hist"] = _cell_histogram(be, m[cell])
-            if closing:  # the box's replicated faces reach only the outer 2 voxels
-                r["hist_closed"] = _cell_histogram(be, closed_mask(m, be)[cell])
             r["n"] = int(xp.count_nonzero(m[core_sl]))
             cov_sl = _inner(box, _grow(core, shape, (0, max_lag, max_lag), (max_lag,) * 3))
             cov_core = _inner(_grow(core, shape, (0, max_lag, max_lag), (max_lag,) * 3), core)
@@ -532,8 +524,9 @@ def describe_chunked(
     voxel_size : float, optional
         Voxel edge (nm); default: the store's ``voxel_size`` attribute.
     phases, axis, connectivity, euler, intrusion_method, geodesic_method :
-        As for :func:`~cbagpu.measure.describe.describe` (``euler="closing"`` closes each
-        block with a halo of 3 voxels, so chi_V equals the in-memory value).
+        As for :func:`~cbagpu.measure.describe.describe`; ``euler`` must be ``"direct"``
+        (the guarded closing of ``"closing"`` looks at whole groups of voxels, which may
+        cross blocks: it runs in memory only).
     backend : "auto" | "numpy" | "cupy"
         The backend each task uses (a name, sent to the workers).
     max_lag : float, optional
@@ -566,6 +559,10 @@ def describe_chunked(
     # ---- checks, before any work
     ax, conn = check_options(axis, phases, connectivity, intrusion_method, geodesic_method,
                              euler)
+    if euler != "direct":
+        raise InvalidInputError(f"describe_chunked computes chi_V with euler='direct' only; "
+                                f"euler={euler!r} runs in memory (describe, or cbagpu "
+                                "describe without --chunked)")
     phases = list(phases)
     be = get_backend(backend)
     attrs: dict[str, Any] = {}
@@ -617,7 +614,7 @@ def describe_chunked(
     first_halo = max(_FIRST_EDT_HALO, L)
     tasks = [Task(key("block", i), _task_block,
                   dict(reader=reader, core=c, shape=shape, phases=phases, max_lag=L,
-                       edt_halo=first_halo, backend=bname, euler=euler))
+                       edt_halo=first_halo, backend=bname))
              for i, c in enumerate(blocks)]
     cluster = _start_cluster(tasks, workers, scheduler, bool(be.on_host))
     if cluster is not None:  # one local cluster for every pass
@@ -712,9 +709,6 @@ def describe_chunked(
     for p in phases:
         hist = np.sum([b[p]["hist"] for b in first], axis=0)
         iv = densities_from_histogram(hist, s, conn)
-        if euler == "closing":
-            closed = np.sum([b[p]["hist_closed"] for b in first], axis=0)
-            iv = replace(iv, chi_V=densities_from_histogram(closed, s, conn).chi_V)
         n_p = sum(b[p]["n"] for b in first)
         num = np.sum([b[p]["num"] for b in first], axis=0)
         cpsd_r, cpsd_v, r_max = _cpsd_of(p, n_p, n_total, r2[p], counts.get(p), s)
