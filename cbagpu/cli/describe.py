@@ -102,7 +102,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     z, y, x = desc.shape
     print(f"{args.image}: {z}x{y}x{x} voxels at {desc.voxel_size:g} nm, inlet axis "
-          f"{'zyx'[desc.axis]}, backend {desc.backend}")
+          f"{'zyx'[desc.axis]}, backend {desc.backend}; M_V and chi_V with adjacency "
+          f"({desc.connectivity}, {32 - desc.connectivity}), chi_V {desc.euler}")
     rows = [("volume fraction", "volume_fraction", ""), ("S_V", "S_V", "nm^-1"),
             ("M_V", "M_V", "nm^-2"), ("chi_V", "chi_V", "nm^-3"), ("r_max", "r_max", "nm"),
             ("r_min", "r_min", "nm"), ("constrictivity", "constrictivity", ""),
