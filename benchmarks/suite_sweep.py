@@ -87,11 +87,11 @@ def _setup_cluster(cfg: dict[str, Any]) -> dict[str, Any]:
 
     from distributed import LocalCluster
 
-    from cbagpu.studies.tasks import _local_cluster
+    from cbagpu.studies.tasks import local_cluster
 
     t0 = time.perf_counter()
     # the runner's own local cluster (its worker environment), one worker
-    cluster = _local_cluster([], 1, logging.ERROR, LocalCluster)
+    cluster = local_cluster([], 1, logging.ERROR, LocalCluster)
     return {**cfg, "cluster": cluster, "start_s": time.perf_counter() - t0}
 
 

@@ -188,17 +188,22 @@ def test_halo_dominates_warns(labels):
 
 def test_cli_store(tmp_path, monkeypatch, labels, reference, capsys):
     monkeypatch.setattr(chunked, "DEFAULT_BLOCK", 1)  # blocks = the store's chunks
-    path = store(tmp_path / "v.zarr", labels, (20, 20, 20))
-    assert main(["describe", path, "--json", "--quiet", "--workers", "1", "--max-lag",
-                 str(LAG * S), "--backend", "numpy"]) == 0
-    d = json.loads(capsys.readouterr().out)
-    assert_same(reference, d)
-    assert d["meta"]["chunking"]["blocks"] == 2 * 3 * 3
-    assert d["meta"]["chunking"]["source"] == "zarr store"
-    # a store written block-wise (attribute "chunks") is described block by block unasked
-    assert main(["describe", path, "--quiet", "--workers", "1", "--backend", "numpy"]) == 0
+    # 2 x 2 x 1 blocks, ragged (37 = 19 + 18, 41 = 21 + 20), each task box at most ~4x its
+    # block: halving all three axes of this small volume would make every task read over
+    # 8x its block (the halos reach across it) and draw the "blocks too small" warning
+    path = store(tmp_path / "v.zarr", labels, (19, 21, 45))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        assert main(["describe", path, "--json", "--quiet", "--workers", "1", "--max-lag",
+                     str(LAG * S), "--backend", "numpy"]) == 0
+        d = json.loads(capsys.readouterr().out)
+        assert_same(reference, d)
+        assert d["meta"]["chunking"]["blocks"] == 2 * 2 * 1
+        assert d["meta"]["chunking"]["source"] == "zarr store"
+        # a store written block-wise (attribute "chunks") is described block by block unasked
+        assert main(["describe", path, "--quiet", "--workers", "1", "--backend", "numpy"]) == 0
     out = capsys.readouterr().out
-    assert "chunked: 18 blocks" in out and "whole volume" in out
+    assert "chunked: 4 blocks" in out and "whole volume" in out
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ import numpy as np
 
 from cbagpu.errors import InvalidInputError
 from cbagpu.io.atomic import Staging, commit_dir, json_safe
-from cbagpu.io.formats import _format, check_writable, write_image
+from cbagpu.io.formats import check_writable, format_of_path, write_image
 from cbagpu.io.lazy import LazyImage, open_image_lazy
 from cbagpu.io.ngff import build_pyramid, is_ome_zarr_path
 from cbagpu.io.zarr_array import _COUNTS_ATTR, ZARR_CHUNK, create_zarr_array
@@ -199,7 +199,7 @@ def _write(src: LazyImage, window: Any, dst: Path, meta: dict[str, Any], chunks:
     import dask
 
     shape = tuple(int(n) for n in window.shape)
-    fmt = _format(dst)
+    fmt = format_of_path(dst)
     if fmt != "zarr":  # an in-memory format: the window must fit
         check_fits(2 * int(np.prod(shape)), host_available_memory(),
                    f"writing the {'x'.join(map(str, shape))} window as {dst.suffix}",

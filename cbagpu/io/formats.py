@@ -124,6 +124,7 @@ __all__ = [
     "ZARR_CHUNK",
     "ZARR_FORMAT",
     "check_writable",
+    "format_of_path",
     "image_metadata",
     "read_image",
     "sidecar_path",
@@ -246,8 +247,25 @@ def _normalise_metadata(metadata: Mapping[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- paths
 
 
-def _format(path: Path) -> str:
-    """Return the format name ('tif', 'npy', 'raw', 'zarr') for ``path``'s suffix."""
+def format_of_path(path: Path) -> str:
+    """The image format of ``path``, from its suffix.
+
+    Parameters
+    ----------
+    path : Path
+        An image file or store; only its suffix is looked at (nothing is read).
+
+    Returns
+    -------
+    str
+        ``'tif'`` (``.tif`` and ``.tiff``), ``'npy'``, ``'raw'`` or ``'zarr'`` (also for
+        ``.ome.zarr``).
+
+    Raises
+    ------
+    InvalidInputError
+        The suffix is not one of :data:`SUPPORTED_SUFFIXES`.
+    """
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_SUFFIXES:
         raise InvalidInputError(
@@ -266,7 +284,7 @@ def sidecar_path(path: str | os.PathLike[str]) -> Path | None:
         ValueError: If the suffix is not supported.
     """
     p = Path(path)
-    fmt = _format(p)
+    fmt = format_of_path(p)
     if fmt == "npy":
         return p.with_name(p.name + ".json")
     if fmt == "raw":
@@ -302,7 +320,7 @@ def check_writable(path: str | os.PathLike[str], *, overwrite: bool = True) -> P
         IsADirectoryError: A directory exists where a data file or sidecar goes.
     """
     p = Path(path).absolute()
-    fmt = _format(p)
+    fmt = format_of_path(p)
     if fmt == "zarr":
         _zarr_module()
         if is_ome_zarr_path(p):
@@ -479,7 +497,7 @@ def write_image(
             existing target with ``overwrite=False``), or an error while writing.
     """
     dst = check_writable(path, overwrite=overwrite)
-    fmt = _format(dst)
+    fmt = format_of_path(dst)
     arr = _to_numpy(image)
     meta = _normalise_metadata(metadata)
 
@@ -653,15 +671,12 @@ def _read_raw(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
 
 def _read_zarr(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     """Read the array of a Zarr store and its attributes."""
+    from cbagpu.io.lazy import refuse_incomplete  # lazy imports this module
+
     zarr = _zarr_module()
     arr = zarr.open_array(store=str(path), mode="r")
     attrs = json.loads(json.dumps(dict(arr.attrs)))
-    if attrs.get("incomplete") is True:  # cbagpu.studies.volume.generate_zarr still running
-        raise InvalidInputError(
-            f"{str(path)!r} is an incomplete block-wise generation (interrupted or still "
-            "running; its missing chunks would read as pore): run the same `cbagpu generate` "
-            "command again to finish it"
-        )
+    refuse_incomplete(path, attrs)  # cbagpu.studies.volume.generate_zarr unfinished
     data = np.asarray(arr[...])
     # write_image's own record (not part of the metadata), or a block-wise store's counts
     stored = attrs.pop(_COUNTS_ATTR, None) or attrs.get("label_counts")
@@ -696,7 +711,7 @@ def read_image(path: str | os.PathLike[str]) -> tuple[np.ndarray, dict[str, Any]
         ImportError: ``.zarr`` requested but zarr is not installed.
     """
     p = Path(path)
-    fmt = _format(p)
+    fmt = format_of_path(p)
     if not p.exists():
         raise FileNotFoundError(errno.ENOENT, f"no such image: {str(p)!r}", str(p))
     if fmt == "tif":

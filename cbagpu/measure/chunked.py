@@ -163,6 +163,7 @@ def open_label_store(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]
 def _open_store(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any], Path]:
     import json
 
+    from cbagpu.io.lazy import refuse_incomplete
     from cbagpu.io.zarr_store import zarr_module
 
     p = Path(path)
@@ -182,11 +183,7 @@ def _open_store(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any], Path
             apath = p / "0"
         except Exception as exc:  # noqa: BLE001 - any failure means "not a Zarr array"
             raise InvalidInputError(f"{str(p)!r} is not a Zarr label store ({exc})") from None
-    if attrs.get("incomplete") is True:
-        raise InvalidInputError(
-            f"{str(p)!r} is an incomplete block-wise generation (interrupted or still "
-            "running; its missing chunks would read as pore): run the same `cbagpu generate` "
-            "command again to finish it")
+    refuse_incomplete(p, attrs)
     _check_dtype(np.dtype(arr.dtype), len(arr.shape))
     return arr, attrs, apath
 
@@ -472,9 +469,9 @@ def _start_cluster(tasks: list[Any], workers: int | None, scheduler: str | None,
 
     from distributed import LocalCluster
 
-    from cbagpu.studies.tasks import _local_cluster
+    from cbagpu.studies.tasks import local_cluster
 
-    return _local_cluster(tasks, workers, logging.ERROR, LocalCluster)
+    return local_cluster(tasks, workers, logging.ERROR, LocalCluster)
 
 
 def _window_edges(shape: tuple[int, ...], window: Any) -> list[list[int]]:
@@ -593,9 +590,9 @@ def describe_chunked(
     if max_lag is None:
         L = min(min(shape) // 2, DEFAULT_MAX_LAG)  # noqa: N806
     else:
-        from cbagpu.measure.covariance import _max_lag_voxels
+        from cbagpu.measure.covariance import max_lag_voxels
 
-        L = _max_lag_voxels(max_lag, s, shape)  # noqa: N806
+        L = max_lag_voxels(max_lag, s, shape)  # noqa: N806
     edges = _block_edges(shape, chunks, block)
     blocks = _blocks(edges)
     wedges = _window_edges(shape, window)

@@ -78,7 +78,7 @@ from cbagpu.backend import Backend, get_backend
 from cbagpu.errors import InvalidInputError
 from cbagpu.validation import check_axis, check_mask_3d, check_voxel_size
 
-__all__ = ["TwoPointCoverage", "two_point_coverage"]
+__all__ = ["TwoPointCoverage", "max_lag_voxels", "two_point_coverage"]
 
 _CHUNK_MIN_BYTES = 1 << 20
 # (arrays on the host?, shape, L) -> (pairs, pairs * |h|) summed per radial bin, host
@@ -144,7 +144,28 @@ def _chunk_bytes(be: Backend, total: int) -> int:
     return min(max(total // 16, _CHUNK_MIN_BYTES), 32 << 20)
 
 
-def _max_lag_voxels(max_lag: float | None, voxel_size: float, shape: tuple[int, ...]) -> int:
+def max_lag_voxels(max_lag: float | None, voxel_size: float, shape: tuple[int, ...]) -> int:
+    """The largest lag L in voxels of the two-point coverage C(h) (Eq. 20), from a length.
+
+    Parameters
+    ----------
+    max_lag : float or None
+        The largest lag in nm (rounded down to whole voxels); None: ``min(shape) // 2``.
+    voxel_size : float
+        Voxel edge in nm (already validated, > 0).
+    shape : tuple of int
+        The window's shape in voxels.
+
+    Returns
+    -------
+    int
+        L, with ``0 <= L <= min(shape) - 1``.
+
+    Raises
+    ------
+    InvalidInputError
+        ``max_lag`` is negative or not finite, or longer than ``min(shape) - 1`` voxels.
+    """
     n_min = min(shape)
     if max_lag is None:
         return n_min // 2
@@ -212,7 +233,7 @@ def two_point_coverage(
     shape = tuple(int(v) for v in m.shape)
     if min(shape) < 1:
         raise InvalidInputError(f"mask must not be empty, got shape {shape}")
-    L = _max_lag_voxels(max_lag, s, shape)  # noqa: N806
+    L = max_lag_voxels(max_lag, s, shape)  # noqa: N806
     n_phase = int(be.xp.count_nonzero(m))
     num_axes, num_rad, den_rad, lag_rad = _accumulate(be, m, L, precision)
 

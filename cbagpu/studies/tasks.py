@@ -38,7 +38,7 @@ from cbagpu.errors import (
 from cbagpu.io.atomic import write_text_atomic
 from cbagpu.memory import usable_cores
 
-__all__ = ["Task", "TaskStore", "run_tasks", "validate_key", "usable_cores"]
+__all__ = ["Task", "TaskStore", "local_cluster", "run_tasks", "validate_key", "usable_cores"]
 
 _KEY_RE = re.compile(r"[A-Za-z0-9_=,+\-][A-Za-z0-9._=,+\-]*")
 _RESERVED = frozenset({"spec"})
@@ -462,7 +462,7 @@ def _run_dask(
 
     cluster = None
     if scheduler is None:
-        cluster = _local_cluster(pending, workers, logging.ERROR, LocalCluster)
+        cluster = local_cluster(pending, workers, logging.ERROR, LocalCluster)
         client = Client(cluster, set_as_default=False)
     else:
         client = connect(scheduler)
@@ -524,7 +524,32 @@ def worker_environ() -> dict[str, Any]:
     return env
 
 
-def _local_cluster(pending: list[Task], workers: int | None, log_level: int, local_cls: Any):
+def local_cluster(pending: list[Task], workers: int | None, log_level: int, local_cls: Any):
+    """Start a local Dask cluster sized for ``pending``, its workers with glibc's default
+    heap trimming (see :func:`worker_environ`).
+
+    :func:`run_tasks` starts one per call without a scheduler; callers running several
+    passes of tasks (:func:`cbagpu.measure.chunked.describe_chunked`) start one for all.
+
+    Parameters
+    ----------
+    pending : list of Task
+        The tasks to run: a cluster of CuPy tasks is a ``dask_cuda.LocalCUDACluster``
+        (one worker per GPU) when dask-cuda is installed and ``workers`` is None.
+    workers : int or None
+        Worker processes (one thread each), at most ``len(pending)`` and at least 1;
+        None: :func:`usable_cores`.
+    log_level : int
+        The ``logging`` level below which the cluster's log messages are silenced.
+    local_cls : type
+        The cluster class, ``distributed.LocalCluster`` (a parameter so that the caller
+        imports distributed, and tests can substitute it).
+
+    Returns
+    -------
+    distributed.LocalCluster or dask_cuda.LocalCUDACluster
+        The running cluster; the caller closes it.
+    """
     import dask
 
     # A nanny started earlier in this process (any LocalCluster) leaves Dask's value in
