@@ -309,3 +309,74 @@ def test_refused_before_anything_is_written(tmp_path, kw, message):
     with pytest.raises(CbagpuError, match=message):
         sweep(BASE, {}, out_dir=tmp_path / "sw", **args)
     assert not (tmp_path / "sw").exists()
+
+
+# ------------------------------------------------------ sampling error (issue 18)
+def _strict(text: str):
+    def refuse(c):
+        raise ValueError(f"non-strict JSON constant {c}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_summary_is_mean_sd_se_over_the_realizations(reference, capsys):
+    """summary: per (lambda_x, phase), mean, sd (ddof=1), SE = sd / sqrt(n) and n of every
+    quantity, recomputed here from the per-realization rows; summary.csv and strict JSON."""
+    from cbagpu.studies.sweep import SUMMARY_QUANTITIES
+
+    d, res = reference
+    assert len(res.summary) == 2 * 2
+    for s in res.summary:
+        rs = [r for r in res.rows if r["lambda_x"] == s["lambda_x"] and r["phase"] == s["phase"]]
+        assert s["realizations"] == len(rs) == 2
+        for q in SUMMARY_QUANTITIES:
+            v = np.array([r[q] for r in rs], float)
+            v = v[np.isfinite(v)]
+            assert s[f"{q}_n"] == len(v)
+            assert s[f"{q}_mean"] == pytest.approx(np.mean(v), rel=1e-14)
+            assert s[f"{q}_sd"] == pytest.approx(np.std(v, ddof=1), rel=1e-12)
+            assert s[f"{q}_se"] == pytest.approx(np.std(v, ddof=1) / np.sqrt(len(v)),
+                                                 rel=1e-12)
+    rows = _read_csv(d / "summary.csv")
+    assert list(rows[0])[:3] == ["lambda_x", "phase", "realizations"]
+    assert len(rows) == 4
+    for r, s in zip(rows, res.summary, strict=True):
+        assert float(r["M_se"]) == s["M_se"] and int(r["epsilon_n"]) == 2
+    doc = _strict(json.dumps(res.to_dict()))
+    assert doc["summary"][0]["M_se"] == res.summary[0]["M_se"]
+    # the CLI: per-realization rows, then mean ± SE per combination and phase
+    assert _cli(_argv(d, "--workers", "1", "--quiet")) == 0
+    out = capsys.readouterr().out
+    assert "mean ± SE over N = 2 realizations" in out
+    s = res.summary[0]
+    assert f"{s['M_mean']:.4g} ± {s['M_se']:.4g}" in out
+    assert _cli(_argv(d, "--workers", "1", "--quiet", "--json")) == 0
+    doc = _strict(capsys.readouterr().out)  # still one JSON object
+    assert len(doc["summary"]) == 4
+
+
+def test_summary_leaves_undefined_values_out_of_n():
+    """An infinite tortuosity (phase not percolating) is left out of n; one finite value
+    gives a mean but no sd / SE (NaN, "nan" in JSON as every non-finite number there)."""
+    from cbagpu.studies.sweep import SUMMARY_QUANTITIES, summarize_rows
+
+    def row(seed, tau, m):
+        r = {q: 0.5 + 0.1 * seed for q in SUMMARY_QUANTITIES}
+        r.update(mu=0.4, seed=seed, phase="pore", geodesic_tortuosity=tau, M=m)
+        return r
+
+    rows = [row(0, 1.2, 0.1), row(1, float("inf"), 0.0), row(2, 1.5, 0.3)]
+    (s,) = summarize_rows(rows, ["mu"])
+    assert s["mu"] == 0.4 and s["realizations"] == 3
+    assert s["geodesic_tortuosity_n"] == 2
+    assert s["geodesic_tortuosity_mean"] == pytest.approx(1.35)
+    assert s["geodesic_tortuosity_se"] == pytest.approx(np.std([1.2, 1.5], ddof=1) / np.sqrt(2))
+    assert s["M_n"] == 3
+    assert s["M_se"] == pytest.approx(np.std([0.1, 0.0, 0.3], ddof=1) / np.sqrt(3))
+    (one,) = summarize_rows(rows[:2], ["mu"])
+    assert one["geodesic_tortuosity_n"] == 1 and one["geodesic_tortuosity_mean"] == 1.2
+    assert np.isnan(one["geodesic_tortuosity_sd"]) and np.isnan(one["geodesic_tortuosity_se"])
+    (none,) = summarize_rows(rows[1:2], ["mu"])
+    assert none["geodesic_tortuosity_n"] == 0 and np.isnan(none["geodesic_tortuosity_mean"])
+    enc = _strict(json.dumps(sweep_mod._enc_row(one)))
+    assert enc["geodesic_tortuosity_se"] == "nan"

@@ -404,3 +404,87 @@ def test_progress_line_format():
     assert buf.getvalue().splitlines() == ["tasks 0/35, time left unknown",
                                            "tasks 12/35, 3 min left", "tasks 35/35, done"]
     assert progress_printer(False) is None
+
+
+# ------------------------------------------------------ sampling error (issue 18)
+def _fake_results(values: dict[int, float], s: float = S) -> dict:
+    """Task results of one factor: the model's volume fraction per seed from ``values``
+    (None = undefined), every other descriptor = seed, short CPSD / C(h) curves."""
+    def phases(v, k):
+        d = {name: float(k) for name in DESCRIPTORS}
+        d["volume_fraction"] = v
+        d["fraction_connected"] = 1.0
+        d["cpsd"] = {"r": [0.0, s, 2 * s], "value": [1.0, 0.1 * k, 0.0]}
+        d["covariance_centred"] = {"h": [0.0, s], "value": [0.2, 0.01 * k]}
+        return {ph: d for ph in PHASES}
+
+    out = {vmod._image_key(1): {"phases": phases(0.3, 0)}}
+    for k, v in values.items():
+        out[vmod._model_key(1, k)] = {"phases": phases(v, k)}
+    return out
+
+
+def _summarize(values: dict[int, float]):
+    return vmod.summarize(_fake_results(values), voxel_size=S, factors=(1,),
+                          realizations=len(values), seed=0, axis=0, shape=(16, 16, 16),
+                          image_hash="x", params=PARAMS.to_dict(), backend="numpy")
+
+
+def _strict(text: str):
+    def refuse(c):
+        raise ValueError(f"non-strict JSON constant {c}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_standard_error_of_the_mean_from_the_realizations(tmp_path):
+    """model_se = np.std(values, ddof=1) / sqrt(n) over the finite per-realization values;
+    an undefined value leaves n; n < 2 gives no SE (NaN, null in JSON, empty CSV cell)."""
+    vals = {0: 0.31, 1: 0.27, 2: None, 3: 0.35, 4: 0.30}
+    res = _summarize(vals)
+    for ph in PHASES:
+        row = res.scalar(1, ph, "volume_fraction")
+        v = row.model_values[np.isfinite(row.model_values)]
+        assert row.model_n == len(v) == 4
+        assert row.model_mean == pytest.approx(np.mean(v), rel=1e-14)
+        assert row.model_sd == pytest.approx(np.std(v, ddof=1), rel=1e-12)
+        assert row.model_se == pytest.approx(np.std(v, ddof=1) / np.sqrt(4), rel=1e-12)
+        seeds = res.scalar(1, ph, "r_max")  # = seed 0..4, all defined
+        assert seeds.model_n == 5
+        assert seeds.model_se == pytest.approx(np.std(np.arange(5.0), ddof=1) / np.sqrt(5))
+    # curves: pointwise over the realizations
+    c = res.curve(1, "solid", "cpsd")
+    ks = np.arange(5.0)
+    assert list(c.model_n) == [5, 5, 5]
+    assert c.model_se[1] == pytest.approx(np.std(0.1 * ks, ddof=1) / np.sqrt(5), rel=1e-12)
+    assert c.model_sd[0] == 0.0 and c.model_se[0] == 0.0
+    # files: the new columns come last; JSON strict
+    vmod.write_tables(res, tmp_path)
+    with open(tmp_path / "validation.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert tuple(rows[0])[-2:] == ("model_sd", "model_se")
+    assert tuple(rows[0])[:10] == CSV_COLUMNS[:10]
+    r = next(r for r in rows if r["descriptor"] == "volume_fraction")
+    assert float(r["model_se"]) == res.scalar(1, r["phase"], "volume_fraction").model_se
+    js = _strict((tmp_path / "validation.json").read_text())
+    assert js["scalars"][0]["model_se"] == pytest.approx(res.scalars[0].model_se)
+    # one defined value: no SE
+    one = _summarize({0: None, 1: 0.3})
+    row = one.scalar(1, "solid", "volume_fraction")
+    assert row.model_n == 1 and row.model_mean == 0.3
+    assert np.isnan(row.model_sd) and np.isnan(row.model_se)
+    d = _strict(json.dumps(one.to_dict()))
+    vf = next(x for x in d["scalars"] if x["descriptor"] == "volume_fraction")
+    assert vf["model_sd"] is None and vf["model_se"] is None
+    assert one.csv_text().splitlines()[1].endswith(",1,,")
+
+
+def test_cli_table_states_the_standard_error(capsys):
+    from cbagpu.cli.validate import _print_table
+
+    res = _summarize({0: 0.31, 1: 0.27, 2: 0.35})
+    _print_table(res, "img.npy")
+    out = capsys.readouterr().out
+    assert "standard error of the mean over the n = 3" in out
+    se = res.scalar(1, "solid", "volume_fraction").model_se
+    assert f"0.31 ± {se:.4g}" in out

@@ -64,6 +64,30 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def _pm(mean: float, se: float) -> str:
+    """``mean ± SE`` (``-`` for an undefined SE, n < 2)."""
+    return f"{_fmt(mean)} ± {_fmt(se) if math.isfinite(se) else '-'}"
+
+
+def _print_summary(res: Any, names: list[str]) -> None:
+    """Per combination and phase: mean ± standard error over the realizations."""
+    from cbagpu.studies.sweep import COLUMNS
+
+    qs = [q for q in COLUMNS if q not in ("seed", "phase")]
+    n = max((r["realizations"] for r in res.summary), default=0)
+    print(f"mean ± SE over N = {n} realizations (SE = sd / sqrt(n), the standard error of "
+          "the mean over independent realizations; [n] where fewer values are finite)")
+    print("  ".join([*(f"{h:>12}" for h in [*names, "phase"]), *(f"{q:>22}" for q in qs)]))
+    for r in res.summary:
+        cells = [f"{_fmt(r[h]):>12}" for h in [*names, "phase"]]
+        for q in qs:
+            c = _pm(r[f"{q}_mean"], r[f"{q}_se"])
+            if r[f"{q}_n"] != r["realizations"]:
+                c += f" [{r[f'{q}_n']}]"
+            cells.append(f"{c:>22}")
+        print("  ".join(cells))
+
+
 def run(args: argparse.Namespace) -> int:
     """Run ``cbagpu sweep``; exit 0, 1 when tasks failed (TasksFailedError), 2 on bad
     input."""
@@ -113,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     print("  ".join(f"{h:>12}" for h in header))
     for r in res.rows:
         print("  ".join(f"{_fmt(r[h]):>12}" for h in header))
+    _print_summary(res, names)
     for ph in ("solid", "pore", "both"):
         f = res.fits[ph]
         e28 = f["eq28"]

@@ -82,15 +82,19 @@ def _print_table(res: Any, image: str) -> None:
     print(f"{image}: {z}x{y}x{x} voxels at {res.voxel_size:g} nm; {res.realizations} "
           f"realization(s) per voxel size (seeds {seeds[0]}..{seeds[-1]}), inlet axis "
           f"{'zyx'[res.axis]}, backend {res.backend}")
+    print(f"  model mean ± SE: ± is the standard error of the mean over the n = "
+          f"{res.realizations} independent realizations (sd / sqrt(n), sd with ddof=1; "
+          "- when n < 2)")
     for f in res.factors:
         print(f"  {f * res.voxel_size:g} nm voxels (factor {f}, "
               f"{'x'.join(str(-(-n // f)) for n in res.shape)} voxels)")
-        print(f"    {'descriptor':22s}{'phase':>7s}{'image':>11s}{'model mean':>12s}"
+        print(f"    {'descriptor':22s}{'phase':>7s}{'image':>11s}{'model mean ± SE':>22s}"
               f"   [min, max]")
         for row in (r for r in res.scalars if r.factor == f):
             k = 1000.0 if row.descriptor == "S_V" else 1.0  # nm^-1 -> um^-1
             print(f"    {_LABELS[row.descriptor]:22s}{row.phase:>7s}{_fmt(row.image * k):>11s}"
-                  f"{_fmt(row.model_mean * k):>12s}   [{_fmt(row.model_min * k)}, "
+                  f"{_fmt(row.model_mean * k) + ' ± ' + _fmt(row.model_se * k):>22s}   "
+                  f"[{_fmt(row.model_min * k)}, "
                   f"{_fmt(row.model_max * k)}]"
                   + ("" if row.model_n == res.realizations
                      else f"  ({row.model_n} of {res.realizations} defined)"))

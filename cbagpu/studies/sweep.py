@@ -17,7 +17,9 @@ all along the z axis (inlet z = 0). Each realization-and-analysis is one
 interrupted sweep resumes. Then it fits Eq. 28 (``M_hat = eps^a beta^b / tau^c``) and Eq. 29
 (``M_tilde = c1 V1 + c0``, V1 = the model's graphite volume fraction of Eq. 10 at the voxel
 size) per phase (:mod:`cbagpu.studies.regression`) and writes ``DIR/results.csv``,
-``DIR/fits.json`` and ``DIR/figure8.png``, each atomically.
+``DIR/fits.json``, ``DIR/summary.csv`` (mean, sd, standard error of the mean and n of every
+quantity per combination and phase over the realizations) and ``DIR/figure8.png``, each
+atomically.
 """
 
 from __future__ import annotations
@@ -50,11 +52,13 @@ from cbagpu.studies.tasks import (
 __all__ = [
     "COLUMNS",
     "PHASES",
+    "SUMMARY_QUANTITIES",
     "SweepResult",
     "check_vary",
     "fit_rows",
     "parse_vary",
     "sweep",
+    "summarize_rows",
     "sweep_task",
 ]
 
@@ -67,6 +71,14 @@ COLUMNS: tuple[str, ...] = (
 #: ... followed by these: the model's V1 (Eq. 10, the regressor of Eq. 29), the measured
 #: graphite fraction, whether the phase percolates along z, whether the solver converged.
 EXTRA_COLUMNS: tuple[str, ...] = ("V1", "graphite_fraction", "percolates", "converged")
+#: Per-realization numbers summarized per (combination, phase) in summary.csv (issue 18):
+#: mean, sample standard deviation (ddof=1), standard error of the mean (sd / sqrt(n)) and
+#: n over the realizations with a finite value.
+SUMMARY_QUANTITIES: tuple[str, ...] = (
+    "epsilon", "constrictivity", "geodesic_tortuosity", "sigma_eff", "tau_eff", "M",
+    "graphite_fraction",
+)
+SUMMARY_STATS: tuple[str, ...] = ("mean", "sd", "se", "n")
 AXIS = 0
 TRANSPORT_MAX_ITER = 2000
 _NAMED_VALUES = {"lambda_x": {"table3": TABLE3_LAMBDA_X}}
@@ -227,6 +239,11 @@ class SweepResult:
 
     ``rows``: one dict per realization and phase (varied parameters, ``COLUMNS``,
     ``EXTRA_COLUMNS``). ``task_seconds``: wall time of each task (its own timer).
+    ``summary``: one dict per combination and phase (the rows of summary.csv): the varied
+    parameters, ``phase``, ``realizations`` and for every quantity q of
+    :data:`SUMMARY_QUANTITIES` ``q_mean``, ``q_sd`` (ddof=1), ``q_se`` (the standard error of
+    the mean, sd / sqrt(n)) and ``q_n`` over the realizations with a finite value (NaN where
+    n is too small: no mean for n = 0, no sd/se for n < 2).
     """
 
     rows: tuple[dict[str, Any], ...]
@@ -238,6 +255,7 @@ class SweepResult:
     seconds: float
     task_seconds: dict[str, float] = field(repr=False)
     messages: tuple[str, ...] = ()
+    summary: tuple[dict[str, Any], ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (non-finite numbers as strings)."""
@@ -249,9 +267,36 @@ class SweepResult:
             "files": dict(self.files),
             "messages": list(self.messages),
             "fits": self.fits,
-            "rows": [{k: (_enc(v) if isinstance(v, float) else v) for k, v in r.items()}
-                     for r in self.rows],
+            "rows": [_enc_row(r) for r in self.rows],
+            "summary": [_enc_row(r) for r in self.summary],
         }
+
+
+def _enc_row(r: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: (_enc(v) if isinstance(v, float) else v) for k, v in r.items()}
+
+
+def summarize_rows(rows: Sequence[Mapping[str, Any]],
+                   vary_names: Sequence[str]) -> list[dict[str, Any]]:
+    """Mean, sd (ddof=1), standard error of the mean (sd / sqrt(n)) and n of every
+    :data:`SUMMARY_QUANTITIES` column per combination of ``vary_names`` and phase, over the
+    rows (realizations) whose value is finite (e.g. a non-percolating phase's infinite
+    tortuosity is left out of n). Groups keep the order of their first row."""
+    from cbagpu.studies.sampling import sample_stats
+
+    groups: dict[tuple, list[Mapping[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((*(r[n] for n in vary_names), r["phase"]), []).append(r)
+    out = []
+    for key, rs in groups.items():
+        d: dict[str, Any] = dict(zip([*vary_names, "phase"], key, strict=True))
+        d["realizations"] = len(rs)
+        for q in SUMMARY_QUANTITIES:
+            st = sample_stats([float(r[q]) for r in rs])
+            d.update({f"{q}_mean": st.mean, f"{q}_sd": st.sd, f"{q}_se": st.se,
+                      f"{q}_n": st.n})
+        out.append(d)
+    return out
 
 
 def _rows(vary_names: Sequence[str], combos: list[dict[str, float]], seeds: list[int],
@@ -341,10 +386,12 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _csv_text(rows: Sequence[Mapping[str, Any]], vary_names: Sequence[str]) -> str:
+def _csv_text(rows: Sequence[Mapping[str, Any]], vary_names: Sequence[str],
+              header: Sequence[str] | None = None) -> str:
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
-    header = [*vary_names, *COLUMNS, *EXTRA_COLUMNS]
+    if header is None:
+        header = [*vary_names, *COLUMNS, *EXTRA_COLUMNS]
     w.writerow(header)
     for r in rows:
         w.writerow([_fmt(r[h]) for h in header])
@@ -424,7 +471,8 @@ def sweep(
     shape, voxel_size : window (z, y, x) in voxels and voxel edge length in nm.
     backend : "auto", "numpy" or "cupy", used on the workers.
     out_dir : ``DIR``; tasks are stored in ``DIR/tasks`` (resume) and ``DIR/results.csv``,
-        ``DIR/fits.json``, ``DIR/figure8.png`` are written. ``None``: nothing is stored.
+        ``DIR/fits.json``, ``DIR/summary.csv`` (per combination and phase: mean ± standard
+        error over the realizations), ``DIR/figure8.png`` are written. ``None``: nothing is stored.
         A DIR holding a sweep with other settings is refused (ValueError).
     scheduler, workers, progress : see :func:`cbagpu.studies.tasks.run_tasks`.
     plot : deprecated; the library no longer draws. ``True`` still writes ``DIR/figure8.png``
@@ -512,17 +560,20 @@ def sweep(
         if fits[ph]["not_converged"]:
             messages.append(f"{ph}: {fits[ph]['not_converged']} rows left out of both fits: "
                             "their transport solve did not converge (column converged)")
+    summary = summarize_rows(rows, list(vary_t))
     files: dict[str, str] = {}
     if out is not None:
         write_text_atomic(out / "results.csv", _csv_text(rows, list(vary_t)))
         files["results"] = str(out / "results.csv")
         write_json_atomic(out / "fits.json", fits)
         files["fits"] = str(out / "fits.json")
+        write_text_atomic(out / "summary.csv", _csv_text(summary, [], summary_columns(vary_t)))
+        files["summary"] = str(out / "summary.csv")
     result = SweepResult(
         rows=tuple(rows), fits=fits, vary=vary_t, files=files, n_tasks=len(tasks),
         n_computed=len(tasks) - n_stored, seconds=time.perf_counter() - t_start,
         task_seconds={k: float(r["seconds"]["total"]) for k, r in results.items()},
-        messages=tuple(messages),
+        messages=tuple(messages), summary=tuple(summary),
     )
     if plot and out is not None:
         warnings.warn("sweep(plot=True) is deprecated: draw the result with "
@@ -532,6 +583,12 @@ def sweep(
         files["plot"] = str(plot_sweep(result, out / "figure8.png", title=sweep_title(
             vary_t, realizations, shp, vs)))
     return result
+
+
+def summary_columns(vary_names: Sequence[str]) -> list[str]:
+    """Columns of summary.csv (:func:`summarize_rows`)."""
+    return [*vary_names, "phase", "realizations",
+            *(f"{q}_{k}" for q in SUMMARY_QUANTITIES for k in SUMMARY_STATS)]
 
 
 def sweep_title(vary: Sequence[str], realizations: int, shape: Sequence[int],

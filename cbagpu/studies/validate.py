@@ -45,6 +45,7 @@ from cbagpu.errors import InvalidInputError
 from cbagpu.io.atomic import save_npy_atomic, write_json_atomic, write_text_atomic
 from cbagpu.params import CBAParams
 from cbagpu.prepare.resample import resample, resampled_shape
+from cbagpu.studies.sampling import SampleStats, sample_stats
 from cbagpu.validation import check_axis, check_voxel_size
 
 __all__ = [
@@ -81,6 +82,9 @@ TASK_FORMAT = 1
 CSV_COLUMNS: tuple[str, ...] = (
     "factor", "voxel_size", "phase", "descriptor", "unit",
     "image", "model_mean", "model_min", "model_max", "model_n",
+    # appended (issue 18): sample standard deviation (ddof=1) over the realizations and
+    # the standard error of the mean, model_sd / sqrt(model_n); empty when model_n < 2
+    "model_sd", "model_se",
 )
 
 
@@ -97,7 +101,12 @@ def _arr(a: np.ndarray) -> list[float | None]:
 
 @dataclass(frozen=True)
 class ScalarSummary:
-    """One row of the table: a descriptor of a phase at one factor (Figure 5)."""
+    """One row of the table: a descriptor of a phase at one factor (Figure 5).
+
+    ``model_sd`` is the sample standard deviation (``ddof=1``) of the finite
+    ``model_values`` and ``model_se = model_sd / sqrt(model_n)`` the standard error of
+    ``model_mean`` (the realizations are independent); both NaN when ``model_n < 2``.
+    """
 
     factor: int
     voxel_size: float
@@ -110,6 +119,8 @@ class ScalarSummary:
     model_max: float
     model_n: int  # realizations with a finite value
     model_values: np.ndarray  # per realization (seed order); NaN where undefined
+    model_sd: float  # sample standard deviation (ddof=1) of the finite values
+    model_se: float  # standard error of model_mean: model_sd / sqrt(model_n)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -124,12 +135,16 @@ class ScalarSummary:
             "model_max": _num(self.model_max),
             "model_n": self.model_n,
             "model_values": _arr(self.model_values),
+            "model_sd": _num(self.model_sd),
+            "model_se": _num(self.model_se),
         }
 
 
 @dataclass(frozen=True)
 class CurveSummary:
-    """A curve of a phase at one factor: the image's and the model's mean/min/max pointwise.
+    """A curve of a phase at one factor: the image's and the model's mean/min/max pointwise,
+    with the sample standard deviation (``ddof=1``) and the standard error of the mean
+    (``model_sd / sqrt(model_n)``) over the realizations with a finite value at that x.
 
     ``curve`` is ``"cpsd"`` (x = r in nm, Eq. 26, Figure 6) or ``"covariance_centred"``
     (x = h in nm, C(h) − V², Figure 7).
@@ -144,6 +159,9 @@ class CurveSummary:
     model_mean: np.ndarray
     model_min: np.ndarray
     model_max: np.ndarray
+    model_sd: np.ndarray
+    model_se: np.ndarray
+    model_n: np.ndarray
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -157,6 +175,9 @@ class CurveSummary:
             "model_mean": _arr(self.model_mean),
             "model_min": _arr(self.model_min),
             "model_max": _arr(self.model_max),
+            "model_sd": _arr(self.model_sd),
+            "model_se": _arr(self.model_se),
+            "model_n": [int(k) for k in self.model_n],
         }
 
 
@@ -222,15 +243,18 @@ class ValidationResult:
         }
 
     def csv_text(self) -> str:
-        """The table: one row per factor, phase and descriptor (empty cell = undefined)."""
+        """The table: one row per factor, phase and descriptor (empty cell = undefined);
+        ``model_sd`` and ``model_se`` (issue 18) come last, after ``model_n``."""
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         w.writerow(CSV_COLUMNS)
+        def cells(*vs: float) -> list[str]:
+            return ["" if not math.isfinite(v) else repr(float(v)) for v in vs]
+
         for r in self.scalars:
-            cells = [r.image, r.model_mean, r.model_min, r.model_max]
-            w.writerow([r.factor, repr(r.voxel_size), r.phase, r.descriptor, r.unit]
-                       + ["" if not math.isfinite(v) else repr(float(v)) for v in cells]
-                       + [r.model_n])
+            w.writerow([r.factor, repr(r.voxel_size), r.phase, r.descriptor, r.unit,
+                        *cells(r.image, r.model_mean, r.model_min, r.model_max), r.model_n,
+                        *cells(r.model_sd, r.model_se)])
         return buf.getvalue()
 
 
@@ -362,19 +386,6 @@ def _model_key(f: int, seed: int) -> str:
 
 
 # ------------------------------------------------------------------------- aggregation
-def _stats(values: np.ndarray, axis: int = 0) -> tuple[Any, Any, Any, Any]:
-    """Mean, min, max and count of the finite entries along ``axis`` (NaN where none)."""
-    v = np.asarray(values, dtype=float)
-    ok = np.isfinite(v)
-    n = ok.sum(axis=axis)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        mean = np.where(n > 0, np.where(ok, v, 0.0).sum(axis=axis) / np.maximum(n, 1), np.nan)
-        vmin = np.where(n > 0, np.where(ok, v, np.inf).min(axis=axis), np.nan)
-        vmax = np.where(n > 0, np.where(ok, v, -np.inf).max(axis=axis), np.nan)
-    return mean, vmin, vmax, n
-
-
 def _curve_values(entry: Mapping[str, Any], curve: str) -> tuple[np.ndarray, np.ndarray]:
     c = entry[curve]
     x = np.asarray([_finite_or_nan(v) for v in c[CURVES[curve]]], dtype=float)
@@ -383,7 +394,8 @@ def _curve_values(entry: Mapping[str, Any], curve: str) -> tuple[np.ndarray, np.
 
 
 def _summarize_curve(curve: str, step: float, image: Mapping[str, Any],
-                     models: Sequence[Mapping[str, Any]]) -> tuple[np.ndarray, ...]:
+                     models: Sequence[Mapping[str, Any]]
+                     ) -> tuple[np.ndarray, np.ndarray, SampleStats]:
     """Put the image and model curves on one grid x = k * step and reduce the models.
 
     CPSD radii are k * s for k = 0 .. R+1 with CPSD(R+1) = 0 (the grid of
@@ -407,8 +419,7 @@ def _summarize_curve(curve: str, step: float, image: Mapping[str, Any],
         row = np.full(k_max + 1, fill)
         row[: len(yi)] = yi
         rows.append(row)
-    mean, vmin, vmax, _ = _stats(np.array(rows[1:]).reshape(len(models), k_max + 1))
-    return x, rows[0], mean, vmin, vmax
+    return x, rows[0], sample_stats(np.array(rows[1:]).reshape(len(models), k_max + 1))
 
 
 def summarize(results: Mapping[str, Mapping[str, Any]], *, voxel_size: float,
@@ -426,14 +437,14 @@ def summarize(results: Mapping[str, Mapping[str, Any]], *, voxel_size: float,
         for ph in PHASES:
             for name, unit in DESCRIPTORS.items():
                 vals = np.array([_finite_or_nan(m[ph][name]) for m in mods])
-                mean, vmin, vmax, n = _stats(vals)
+                st = sample_stats(vals)
                 scalars.append(ScalarSummary(
-                    f, s, ph, name, unit, _finite_or_nan(img[ph][name]), float(mean),
-                    float(vmin), float(vmax), int(n), vals))
+                    f, s, ph, name, unit, _finite_or_nan(img[ph][name]), st.mean, st.vmin,
+                    st.vmax, st.n, vals, st.sd, st.se))
             for cname in CURVES:
-                x, im, mean, vmin, vmax = _summarize_curve(cname, s, img[ph],
-                                                           [m[ph] for m in mods])
-                curves.append(CurveSummary(f, s, ph, cname, x, im, mean, vmin, vmax))
+                x, im, st = _summarize_curve(cname, s, img[ph], [m[ph] for m in mods])
+                curves.append(CurveSummary(f, s, ph, cname, x, im, st.mean, st.vmin, st.vmax,
+                                           st.sd, st.se, st.n))
     return ValidationResult(
         voxel_size=float(voxel_size), factors=tuple(factors), realizations=realizations,
         seed=seed, axis=axis, shape=shape, image_sha256=image_hash, params=dict(params),
@@ -519,7 +530,8 @@ def validate(
     -------
     ValidationResult
         One :class:`ScalarSummary` per factor, phase and descriptor (image value, model
-        mean/min/max over the realizations) and one :class:`CurveSummary` per factor, phase
+        mean/min/max over the realizations, their sample standard deviation and the
+        standard error of the mean, sd / sqrt(n)) and one :class:`CurveSummary` per factor, phase
         and curve (CPSD, centred C(h)).
     """
     from cbagpu.studies.tasks import check_scheduler, open_store, result_versions, run_tasks
