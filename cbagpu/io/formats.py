@@ -114,6 +114,7 @@ from cbagpu.io.zarr_array import (
     _zarr_module,
     create_zarr_array,
     label_counts,
+    refuse_incomplete,
 )
 from cbagpu.phases import LABELS
 
@@ -671,7 +672,6 @@ def _read_raw(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
 
 def _read_zarr(path: Path) -> tuple[np.ndarray, dict[str, Any]]:
     """Read the array of a Zarr store and its attributes."""
-    from cbagpu.io.lazy import refuse_incomplete  # lazy imports this module
 
     zarr = _zarr_module()
     arr = zarr.open_array(store=str(path), mode="r")

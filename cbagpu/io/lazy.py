@@ -17,7 +17,7 @@ import numpy as np
 from cbagpu.errors import InvalidInputError
 from cbagpu.io.formats import format_of_path, read_image
 from cbagpu.io.ngff import METADATA_KEY, _root_attrs, is_ome_zarr, is_ome_zarr_path
-from cbagpu.io.zarr_array import _COUNTS_ATTR, _zarr_module
+from cbagpu.io.zarr_array import _COUNTS_ATTR, _zarr_module, refuse_incomplete
 
 __all__ = ["LazyImage", "open_image_lazy", "refuse_incomplete"]
 
@@ -64,34 +64,6 @@ class LazyImage:
 
 def _attrs(arr: Any) -> dict[str, Any]:
     return json.loads(json.dumps(dict(arr.attrs)))
-
-
-def refuse_incomplete(path: str | os.PathLike[str], attrs: dict[str, Any]) -> None:
-    """Refuse a Zarr store whose block-wise generation has not finished.
-
-    :func:`cbagpu.studies.volume.generate_zarr` flags a store ``"incomplete": true`` in its
-    attributes until every chunk is written; an interrupted run leaves the flag, and the
-    chunks not yet written would read as pore (label 0).  Every reader of a Zarr store
-    (:func:`open_image_lazy`, :func:`cbagpu.io.read_image`,
-    :func:`cbagpu.measure.chunked.describe_chunked`) calls this one check.
-
-    Parameters
-    ----------
-    path : str or PathLike
-        The store, named in the message.
-    attrs : dict
-        Its attributes (for an OME-Zarr store, cbagpu's metadata or the merged attributes).
-
-    Raises
-    ------
-    InvalidInputError
-        ``attrs["incomplete"]`` is ``True``.
-    """
-    if attrs.get("incomplete") is True:
-        raise InvalidInputError(
-            f"{str(path)!r} is an incomplete block-wise generation (interrupted or still "
-            "running; its missing chunks would read as pore): run the same `cbagpu generate` "
-            "command again to finish it")
 
 
 def open_image_lazy(path: str | os.PathLike[str]) -> LazyImage:

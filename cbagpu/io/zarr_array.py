@@ -12,9 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from cbagpu.errors import InvalidInputError
 from cbagpu.phases import LABELS
 
-__all__ = ["ZARR_CHUNK", "ZARR_FORMAT", "create_zarr_array", "label_counts"]
+__all__ = ["ZARR_CHUNK", "ZARR_FORMAT", "create_zarr_array", "label_counts",
+           "refuse_incomplete"]
 
 #: Maximum chunk edge (voxels) of ``.zarr`` stores.
 ZARR_CHUNK: int = 128
@@ -68,3 +70,31 @@ def label_counts(image: np.ndarray) -> dict[str, int] | None:
     if len(counts) > 3:
         return None
     return {name: int(c) for name, c in zip(LABELS.values(), counts, strict=True)}
+
+
+def refuse_incomplete(path: str | os.PathLike[str], attrs: dict[str, Any]) -> None:
+    """Refuse a Zarr store whose block-wise generation has not finished.
+
+    :func:`cbagpu.studies.volume.generate_zarr` flags a store ``"incomplete": true`` in its
+    attributes until every chunk is written; an interrupted run leaves the flag, and the
+    chunks not yet written would read as pore (label 0).  Every reader of a Zarr store
+    (:func:`cbagpu.io.lazy.open_image_lazy`, :func:`cbagpu.io.read_image`,
+    :func:`cbagpu.measure.chunked.describe_chunked`) calls this one check.
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The store, named in the message.
+    attrs : dict
+        Its attributes (for an OME-Zarr store, cbagpu's metadata or the merged attributes).
+
+    Raises
+    ------
+    InvalidInputError
+        ``attrs["incomplete"]`` is ``True``.
+    """
+    if attrs.get("incomplete") is True:
+        raise InvalidInputError(
+            f"{str(path)!r} is an incomplete block-wise generation (interrupted or still "
+            "running; its missing chunks would read as pore): run the same `cbagpu generate` "
+            "command again to finish it")

@@ -163,7 +163,7 @@ def open_label_store(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any]]
 def _open_store(path: str | os.PathLike[str]) -> tuple[Any, dict[str, Any], Path]:
     import json
 
-    from cbagpu.io.lazy import refuse_incomplete
+    from cbagpu.io.zarr_array import refuse_incomplete
     from cbagpu.io.zarr_store import zarr_module
 
     p = Path(path)
