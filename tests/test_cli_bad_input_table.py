@@ -160,6 +160,7 @@ ROWS: list[tuple[list[str], str]] = [
      "(0, 1)"),
     (["rve", "--voxel-size", "-4", "--shape", "64"], "voxel"),
     (["rve", "{img}", "--realizations", "3"], "model"),
+    (["rve", "{img}", "--shape", "128"], "model"),
     (["rve", "{bad}"], "label"),
     (["rve", "{img}", "--edges", "8", "--plot", "{dir}/x.txt"], ".png"),
     (["rve", "--voxel-size", "40", "--shape", "64", "--out", "{dir}/r.txt"], ".json"),

@@ -41,7 +41,7 @@ def add_parser(sub: Any) -> argparse.ArgumentParser:
     p.add_argument("--voxel-size", type=float, default=None, metavar="NM",
                    help="voxel edge length in nm (model: required; image: default from "
                         "its metadata)")
-    p.add_argument("--shape", type=int, nargs="+", default=[128], metavar="N",
+    p.add_argument("--shape", type=int, nargs="+", default=None, metavar="N",
                    help="window of each realization: N or Z Y X voxels (default 128)")
     p.add_argument("--realizations", type=int, default=1,
                    help="independent realizations, seeds SEED.. (default 1)")
@@ -83,14 +83,14 @@ def run(args: argparse.Namespace) -> int:
         if args.voxel_size is None:
             raise UsageError("a model needs --voxel-size (or give a label IMAGE)")
         source: Any = load_params(args)
-        kw: dict[str, Any] = {"shape": shape_arg(args.shape), "seed": args.seed,
+        kw: dict[str, Any] = {"shape": shape_arg(args.shape or [128]), "seed": args.seed,
                               "realizations": args.realizations}
         s = args.voxel_size
     else:
         if args.preset is not None or args.params is not None:
             raise UsageError("--preset/--params describe a model: leave them out with an "
                              "IMAGE")
-        if args.realizations != 1 or args.shape != [128]:
+        if args.realizations != 1 or args.shape is not None:
             raise UsageError("--shape and --realizations apply to a model, not to an IMAGE")
         source, meta = read_labels(args.image)
         s = voxel_size_of(args, meta)
